@@ -1,0 +1,300 @@
+package pagewalk
+
+import (
+	"bytes"
+)
+
+// The census is the one sequential pass over the file. It reads the file in
+// large aligned chunks (as fast as cat) and keeps, per page, only what the
+// tree walk needs afterwards: the header, branch elements with their keys,
+// each leaf's first and last key and its bucket elements, and page-local
+// problems. The walk then runs in memory, so the file is read once.
+
+// pageState is what a page's own bytes say, before the walk.
+type pageState uint8
+
+const (
+	stateShort      pageState = iota // the file ends inside the page header
+	stateZero                        // the header is all zeros: never written, or wiped
+	stateGarbage                     // no valid type flag
+	stateIDMismatch                  // valid type, but the id is another page's
+	stateWellFormed                  // valid type and its own id
+)
+
+// pageSum is the census entry of one page.
+type pageSum struct {
+	id       uint64 // the id its header claims
+	overflow uint32
+	count    uint16
+	typ      PageType
+	state    pageState
+	info     int32 // index into census.branches or census.leaves, or -1
+}
+
+// keyRef locates a key in the census arena.
+type keyRef struct{ off, n uint32 }
+
+type branchElem struct {
+	key   keyRef
+	child uint64
+	err   *FormatError // the element or its key is out of the node
+	zero  bool         // the 16-byte element is all zeros (a torn or wiped page)
+}
+
+type branchInfo struct {
+	first, n int32 // range in census.belems
+}
+
+type leafBucket struct {
+	elem     int
+	name     keyRef
+	hdr      BucketHeader
+	inline   bool
+	records  int    // inline buckets: elements
+	first    keyRef // inline buckets: first and last key
+	last     keyRef
+	hasFirst bool
+}
+
+type leafInfo struct {
+	records     int // elements that are not buckets
+	first, last keyRef
+	hasKeys     bool
+	bfirst, bn  int32 // range in census.lbuckets
+}
+
+// localProblem is damage visible in one page alone. It becomes a finding
+// only if the walk reaches the page: problems in free pages are history,
+// not damage.
+type localProblem struct {
+	kind    Kind
+	elem    int
+	off     int64
+	msg     string
+	keyOnly bool // only damage if the page belongs to etcd's key bucket
+}
+
+// maxArena bounds the memory spent on keys. Past it, keys are not kept and
+// key ranges in findings come out open.
+const maxArena = 1 << 30
+
+type census struct {
+	f        *File
+	sums     []pageSum
+	branches []branchInfo
+	belems   []branchElem
+	leaves   []leafInfo
+	lbuckets []leafBucket
+	arena    []byte
+	arenaCut bool
+	problems map[uint64][]localProblem
+	deep     bool
+	// keyValueOK decodes an etcd key-bucket value for --deep; nil otherwise.
+	keyValueOK func(v []byte) error
+}
+
+func (c *census) keep(k []byte) keyRef {
+	if len(c.arena)+len(k) > maxArena {
+		c.arenaCut = true
+		return keyRef{}
+	}
+	r := keyRef{off: uint32(len(c.arena)), n: uint32(len(k))}
+	c.arena = append(c.arena, k...)
+	return r
+}
+
+func (c *census) key(r keyRef) []byte { return c.arena[r.off : r.off+r.n] }
+
+func (c *census) problem(pgid uint64, p localProblem) {
+	if c.problems == nil {
+		c.problems = make(map[uint64][]localProblem)
+	}
+	c.problems[pgid] = append(c.problems[pgid], p)
+}
+
+// chunkBytes is the read size of the census pass.
+const chunkBytes = 4 << 20
+
+// run reads every page of the file once, in order.
+func (c *census) run(counter Counter) error {
+	f := c.f
+	ps := f.PageSize
+	npages := f.PageCount()
+	c.sums = make([]pageSum, npages)
+	chunkPages := max(1, chunkBytes/ps)
+	buf := make([]byte, chunkPages*ps)
+	var scratch []byte
+	for start := uint64(0); start < npages; start += uint64(chunkPages) {
+		n, err := f.readAt(buf, int64(start)*int64(ps))
+		if err != nil {
+			return err
+		}
+		for i := 0; i < chunkPages && start+uint64(i) < npages; i++ {
+			pgid := start + uint64(i)
+			off := i * ps
+			s := &c.sums[pgid]
+			s.info = -1
+			h, ok := ParseHeader(buf[off:min(n, off+ps)])
+			if !ok {
+				s.state = stateShort
+				continue
+			}
+			s.id, s.overflow, s.count, s.typ = h.ID, h.Overflow, h.Count, h.Type()
+			switch {
+			case h == (Header{}):
+				s.state = stateZero
+			case s.typ == TypeInvalid:
+				s.state = stateGarbage
+			case h.ID != pgid:
+				s.state = stateIDMismatch
+			default:
+				s.state = stateWellFormed
+			}
+			if s.state != stateWellFormed || (s.typ != TypeBranch && s.typ != TypeLeaf) {
+				continue
+			}
+			// The node's bytes: in the chunk when they fit, else read apart.
+			// Bounded by the file, never by the overflow count alone.
+			want := int64(ps) * (int64(h.Overflow) + 1)
+			if rest := f.size - int64(pgid)*int64(ps); want > rest {
+				want = rest
+				c.problem(pgid, localProblem{kind: KindOverflowPastEOF, elem: -1, off: int64(pgid) * int64(ps),
+					msg: "node's overflow pages run past the end of the file"})
+			}
+			var node *Node
+			if int64(off)+want <= int64(n) {
+				node = &Node{Pgid: pgid, Offset: int64(pgid) * int64(ps), Header: h, Data: buf[off : int64(off)+want]}
+			} else {
+				node, scratch, err = f.readNode(pgid, scratch)
+				if err != nil {
+					return err
+				}
+			}
+			if s.typ == TypeBranch {
+				c.summarizeBranch(s, node)
+			} else {
+				c.summarizeLeaf(s, node)
+			}
+		}
+		if counter != nil {
+			counter.Add(int64(min(uint64(chunkPages), npages-start)))
+		}
+	}
+	return nil
+}
+
+var zeroElement [BranchElementSize]byte
+
+func (c *census) summarizeBranch(s *pageSum, n *Node) {
+	s.info = int32(len(c.branches))
+	bi := branchInfo{first: int32(len(c.belems))}
+	if !n.elementsFit(BranchElementSize) {
+		c.problem(n.Pgid, localProblem{kind: KindElementBounds, elem: -1, off: n.Offset + 10,
+			msg: "branch element count " + itoa(int(n.Count)) + " exceeds the node"})
+	}
+	if n.Count == 0 {
+		c.problem(n.Pgid, localProblem{kind: KindEmptyBranch, elem: -1, off: n.Offset + 10, msg: "branch page with no elements"})
+	}
+	for i := 0; i < int(n.Count); i++ {
+		at := PageHeaderSize + i*BranchElementSize
+		if at+BranchElementSize > len(n.Data) {
+			// Elements that do not fit are lost; the walk reports them.
+			c.belems = append(c.belems, branchElem{err: formatErr(n.Pgid, n.Offset+int64(at), ErrOutOfBounds, i, "branch element %d outside the node", i)})
+			continue
+		}
+		e, fe := n.Branch(i)
+		be := branchElem{child: e.Child, err: fe, zero: bytes.Equal(n.Data[at:at+BranchElementSize], zeroElement[:])}
+		if fe == nil {
+			be.key = c.keep(e.Key)
+		}
+		c.belems = append(c.belems, be)
+	}
+	bi.n = int32(len(c.belems)) - bi.first
+	c.branches = append(c.branches, bi)
+}
+
+func (c *census) summarizeLeaf(s *pageSum, n *Node) {
+	s.info = int32(len(c.leaves))
+	li := leafInfo{bfirst: int32(len(c.lbuckets))}
+	if !n.elementsFit(LeafElementSize) {
+		c.problem(n.Pgid, localProblem{kind: KindElementBounds, elem: -1, off: n.Offset + 10,
+			msg: "leaf element count " + itoa(int(n.Count)) + " exceeds the node"})
+	}
+	var prev []byte
+	for i := 0; i < int(n.Count); i++ {
+		e, fe := n.Leaf(i)
+		if fe != nil {
+			if PageHeaderSize+i*LeafElementSize+LeafElementSize > len(n.Data) {
+				break // reported once above
+			}
+			c.problem(n.Pgid, localProblem{kind: KindElementBounds, elem: i, off: fe.Offset, msg: fe.Msg})
+			continue
+		}
+		if prev != nil && bytes.Compare(e.Key, prev) <= 0 {
+			c.problem(n.Pgid, localProblem{kind: KindKeyOrder, elem: i, off: n.Offset + int64(PageHeaderSize+i*LeafElementSize),
+				msg: "leaf key not above the key before it"})
+		}
+		if !li.hasKeys {
+			li.first, li.hasKeys = c.keep(e.Key), true
+		}
+		prev = e.Key
+		if !e.IsBucket() {
+			li.records++
+			if c.keyValueOK != nil && isRevisionKey(e.Key) {
+				if err := c.keyValueOK(e.Value); err != nil {
+					c.problem(n.Pgid, localProblem{kind: KindValueUndecodable, elem: i, keyOnly: true,
+						off: n.Offset + int64(PageHeaderSize+i*LeafElementSize), msg: "value is not an mvccpb.KeyValue: " + err.Error()})
+				}
+			}
+			continue
+		}
+		lb := leafBucket{elem: i, name: c.keep(e.Key)}
+		hdr, inl, fe := ParseBucket(e.Value, n.Pgid, n.Offset+int64(PageHeaderSize+i*LeafElementSize))
+		lb.hdr = hdr
+		if fe != nil {
+			c.problem(n.Pgid, localProblem{kind: KindInlineBucket, elem: i, off: fe.Offset, msg: fe.Msg})
+			lb.inline = true // unreadable: walk counts it lost
+			lb.records = -1
+		} else if inl != nil {
+			lb.inline = true
+			c.summarizeInline(&lb, inl, n, i)
+		}
+		c.lbuckets = append(c.lbuckets, lb)
+	}
+	if prev != nil {
+		li.last = c.keep(prev)
+	}
+	li.bn = int32(len(c.lbuckets)) - li.bfirst
+	c.leaves = append(c.leaves, li)
+}
+
+// summarizeInline checks an inline bucket's embedded leaf. bbolt never
+// inlines a bucket that holds buckets, so a bucket element inside is damage.
+func (c *census) summarizeInline(lb *leafBucket, inl *Node, holder *Node, elem int) {
+	var prev []byte
+	for j := 0; j < int(inl.Count); j++ {
+		e, fe := inl.Leaf(j)
+		if fe != nil {
+			c.problem(holder.Pgid, localProblem{kind: KindInlineBucket, elem: elem, off: fe.Offset,
+				msg: "inline bucket element " + itoa(j) + ": " + fe.Msg})
+			continue
+		}
+		if e.IsBucket() {
+			c.problem(holder.Pgid, localProblem{kind: KindInlineBucket, elem: elem, off: inl.Offset,
+				msg: "inline bucket holds a nested bucket element " + itoa(j)})
+			continue
+		}
+		if prev != nil && bytes.Compare(e.Key, prev) <= 0 {
+			c.problem(holder.Pgid, localProblem{kind: KindInlineBucket, elem: elem, off: inl.Offset,
+				msg: "inline bucket key " + itoa(j) + " out of order"})
+		}
+		if !lb.hasFirst {
+			lb.first, lb.hasFirst = c.keep(e.Key), true
+		}
+		prev = e.Key
+		lb.records++
+	}
+	if prev != nil {
+		lb.last = c.keep(prev)
+	}
+}

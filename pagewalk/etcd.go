@@ -1,0 +1,253 @@
+package pagewalk
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"sort"
+
+	"go.etcd.io/etcd/api/v3/etcdserverpb"
+	"go.etcd.io/etcd/api/v3/mvccpb"
+	"google.golang.org/protobuf/proto"
+)
+
+// EtcdBuckets are the top-level buckets etcd 3.5 to 3.7 create.
+var EtcdBuckets = []string{"key", "meta", "lease", "alarm", "cluster", "members", "members_removed", "auth", "authUsers", "authRoles"}
+
+// EtcdSummary is what the reached tree says about the etcd member.
+type EtcdSummary struct {
+	IsEtcd          bool     `json:"is_etcd"` // holds etcd's key and meta buckets
+	MissingBuckets  []string `json:"missing_buckets"`
+	ConsistentIndex *uint64  `json:"consistent_index"`
+	Term            *uint64  `json:"term"`
+	StorageVersion  string   `json:"storage_version"` // "" for etcd 3.5 and older
+	ClusterVersion  string   `json:"cluster_version"`
+	ConfState       string   `json:"conf_state"`
+	// Compaction revisions (main), nil when never compacted.
+	ScheduledCompact *int64 `json:"scheduled_compact_revision"`
+	FinishedCompact  *int64 `json:"finished_compact_revision"`
+	// The key bucket's reached records and their revision span.
+	KeyRecords    int       `json:"key_records"`
+	FirstRevision *Revision `json:"first_revision"`
+	LastRevision  *Revision `json:"last_revision"`
+	// With --deep only: live keys (latest record not a tombstone) and
+	// tombstones among the reached records.
+	LiveKeys   *int     `json:"live_keys,omitempty"`
+	Tombstones *int     `json:"tombstones,omitempty"`
+	Leases     int      `json:"leases"`
+	Members    []Member `json:"members"`
+	Alarms     []string `json:"alarms"`
+}
+
+// Member is one entry of etcd's members bucket.
+type Member struct {
+	ID         string   `json:"id"`
+	Name       string   `json:"name"`
+	PeerURLs   []string `json:"peerURLs"`
+	ClientURLs []string `json:"clientURLs"`
+	IsLearner  bool     `json:"isLearner"`
+}
+
+func decodeKeyValue(v []byte) error {
+	var kv mvccpb.KeyValue
+	return proto.Unmarshal(v, &kv)
+}
+
+// ForEach calls fn for every readable record of a reached bucket, in key
+// order, skipping elements that are damaged and nested buckets. k and v
+// alias a buffer that the next call reuses.
+func (r *Result) ForEach(b *Bucket, fn func(k, v []byte) error) error {
+	if b.Inline {
+		n, err := r.File.ReadNode(b.Holder)
+		if err != nil {
+			return err
+		}
+		e, fe := n.Leaf(b.Element)
+		if fe != nil {
+			return fe
+		}
+		_, inl, fe := ParseBucket(e.Value, b.Holder, n.Offset)
+		if fe != nil {
+			return fe
+		}
+		return forEachLeaf(inl, fn)
+	}
+	var buf []byte
+	for _, pgid := range b.Leaves {
+		var n *Node
+		var err error
+		n, buf, err = r.File.readNode(pgid, buf)
+		if err != nil {
+			return err
+		}
+		if err := forEachLeaf(n, fn); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func forEachLeaf(n *Node, fn func(k, v []byte) error) error {
+	for i := 0; i < int(n.Count); i++ {
+		e, fe := n.Leaf(i)
+		if fe != nil {
+			if PageHeaderSize+(i+1)*LeafElementSize > len(n.Data) {
+				return nil
+			}
+			continue
+		}
+		if e.IsBucket() {
+			continue
+		}
+		if err := fn(e.Key, e.Value); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (r *Result) etcdSummary(deep bool) *EtcdSummary {
+	s := &EtcdSummary{MissingBuckets: []string{}, Members: []Member{}, Alarms: []string{}}
+	for _, name := range EtcdBuckets {
+		if r.Bucket(name) == nil {
+			s.MissingBuckets = append(s.MissingBuckets, name)
+		}
+	}
+	key, meta := r.Bucket("key"), r.Bucket("meta")
+	s.IsEtcd = key != nil && meta != nil
+	if !s.IsEtcd && key == nil && meta == nil {
+		return s
+	}
+	if meta != nil {
+		_ = r.ForEach(meta, func(k, v []byte) error {
+			switch string(k) {
+			case "consistent_index":
+				if len(v) == 8 {
+					s.ConsistentIndex = u64p(binary.BigEndian.Uint64(v))
+				}
+			case "term":
+				if len(v) == 8 {
+					s.Term = u64p(binary.BigEndian.Uint64(v))
+				}
+			case "storageVersion":
+				s.StorageVersion = printable(v)
+			case "confState":
+				s.ConfState = printable(v)
+			case "scheduledCompactRev":
+				if rv, ok := ParseRevision(v); ok {
+					s.ScheduledCompact = i64p(rv.Main)
+				}
+			case "finishedCompactRev":
+				if rv, ok := ParseRevision(v); ok {
+					s.FinishedCompact = i64p(rv.Main)
+				}
+			}
+			return nil
+		})
+	}
+	if b := r.Bucket("cluster"); b != nil {
+		_ = r.ForEach(b, func(k, v []byte) error {
+			if string(k) == "clusterVersion" {
+				s.ClusterVersion = printable(v)
+			}
+			return nil
+		})
+	}
+	if b := r.Bucket("members"); b != nil {
+		_ = r.ForEach(b, func(k, v []byte) error {
+			var m Member
+			if json.Unmarshal(v, &m) == nil {
+				m.ID = printable(k)
+				s.Members = append(s.Members, m)
+			}
+			return nil
+		})
+	}
+	if b := r.Bucket("alarm"); b != nil {
+		_ = r.ForEach(b, func(k, v []byte) error {
+			var am etcdserverpb.AlarmMember
+			if proto.Unmarshal(k, &am) == nil {
+				s.Alarms = append(s.Alarms, fmt.Sprintf("%s on member %x", am.Alarm, am.MemberID))
+			} else {
+				s.Alarms = append(s.Alarms, "undecodable alarm "+printable(k))
+			}
+			return nil
+		})
+	}
+	if b := r.Bucket("lease"); b != nil {
+		s.Leases = b.Records
+	}
+	if key != nil {
+		s.KeyRecords = key.Records
+		if rv, ok := ParseRevision(key.First); ok {
+			s.FirstRevision = &rv
+		}
+		if rv, ok := ParseRevision(key.Last); ok {
+			s.LastRevision = &rv
+		}
+		if deep {
+			latest := map[string]bool{} // key -> latest record is a tombstone
+			tomb := 0
+			_ = r.ForEach(key, func(k, v []byte) error {
+				rv, ok := ParseRevision(k)
+				if !ok {
+					return nil
+				}
+				var kv mvccpb.KeyValue
+				if proto.Unmarshal(v, &kv) != nil {
+					return nil
+				}
+				if rv.Tombstone {
+					tomb++
+				}
+				latest[string(kv.Key)] = rv.Tombstone
+				return nil
+			})
+			live := 0
+			for _, t := range latest {
+				if !t {
+					live++
+				}
+			}
+			s.LiveKeys, s.Tombstones = &live, &tomb
+		}
+	}
+	sort.Slice(s.Members, func(i, j int) bool { return s.Members[i].ID < s.Members[j].ID })
+	return s
+}
+
+// consistentIndexUnder reads meta/consistent_index under a root candidate
+// leaf, reading at most a few pages. 0 when it cannot be read.
+func (c *census) consistentIndexUnder(root uint64) uint64 {
+	n, err := c.f.ReadNode(root)
+	if err != nil {
+		return 0
+	}
+	for i := 0; i < int(n.Count); i++ {
+		e, fe := n.Leaf(i)
+		if fe != nil || !e.IsBucket() || string(e.Key) != "meta" {
+			continue
+		}
+		hdr, inl, fe := ParseBucket(e.Value, root, n.Offset)
+		if fe != nil {
+			return 0
+		}
+		if inl == nil {
+			if hdr.Root < 2 || hdr.Root >= uint64(len(c.sums)) {
+				return 0
+			}
+			if inl, err = c.f.ReadNode(hdr.Root); err != nil || inl.Flags != FlagLeaf || inl.Header.ID != hdr.Root {
+				return 0
+			}
+		}
+		var ci uint64
+		_ = forEachLeaf(inl, func(k, v []byte) error {
+			if string(k) == "consistent_index" && len(v) == 8 {
+				ci = binary.BigEndian.Uint64(v)
+			}
+			return nil
+		})
+		return ci
+	}
+	return 0
+}

@@ -1,0 +1,60 @@
+package pagewalk
+
+import (
+	"encoding/binary"
+	"fmt"
+
+	"go.etcd.io/etcd/server/v3/storage/mvcc"
+)
+
+// Revision is an etcd key-bucket key: main and sub revision, and whether
+// the record is a tombstone.
+type Revision struct {
+	Main      int64 `json:"main"`
+	Sub       int64 `json:"sub"`
+	Tombstone bool  `json:"tombstone,omitempty"`
+}
+
+func (r Revision) String() string {
+	s := fmt.Sprintf("%d_%d", r.Main, r.Sub)
+	if r.Tombstone {
+		s += "t"
+	}
+	return s
+}
+
+// isRevisionKey reports whether k has the exact shape of an etcd key-bucket
+// key, so that mvcc's decoders (which panic on anything else) are safe.
+func isRevisionKey(k []byte) bool {
+	if len(k) != 17 && len(k) != 18 {
+		return false
+	}
+	if k[8] != '_' || k[0]&0x80 != 0 || k[9]&0x80 != 0 {
+		return false
+	}
+	return len(k) == 17 || k[17] == 't'
+}
+
+// IsRevisionKey reports whether k is a well-formed etcd key-bucket key.
+func IsRevisionKey(k []byte) bool { return isRevisionKey(k) }
+
+// ParseRevision decodes an etcd key-bucket key.
+func ParseRevision(k []byte) (Revision, bool) {
+	if !isRevisionKey(k) {
+		return Revision{}, false
+	}
+	bk := mvcc.BytesToBucketKey(k)
+	return Revision{Main: bk.Main, Sub: bk.Sub, Tombstone: mvcc.IsTombstone(k)}, true
+}
+
+// RevisionKey encodes r as etcd does.
+func RevisionKey(r Revision) []byte {
+	b := make([]byte, 17, 18)
+	binary.BigEndian.PutUint64(b, uint64(r.Main))
+	b[8] = '_'
+	binary.BigEndian.PutUint64(b[9:], uint64(r.Sub))
+	if r.Tombstone {
+		b = append(b, 't')
+	}
+	return b
+}

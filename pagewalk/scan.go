@@ -1,0 +1,313 @@
+package pagewalk
+
+import (
+	"bytes"
+	"fmt"
+	"sort"
+)
+
+// Counter receives progress, in pages read. The CLI turns it into a
+// progress bar; the library never touches the terminal.
+type Counter interface {
+	Add(n int64)
+}
+
+// Options tune a scan.
+type Options struct {
+	// Deep decodes every etcd key-bucket value and reports those that are
+	// not an mvccpb.KeyValue; it also counts live keys.
+	Deep bool
+	// Progress, if set, is told about every page read; its max is
+	// File.PageCount().
+	Progress Counter
+}
+
+// Result is a scan's outcome: the report, and what salvage needs to read
+// the reached tree again.
+type Result struct {
+	File   *File
+	Report *Report
+	// Buckets reached, in walk order; Buckets[0] is the root tree.
+	Buckets []*Bucket
+	// HWM is the high-water mark the walk used.
+	HWM   uint64
+	reach []uint8
+	owner []int32
+	c     *census
+}
+
+// Reached reports whether the tree reaches page pgid (as a node or an
+// overflow continuation), and which bucket owns it.
+func (r *Result) Reached(pgid uint64) (*Bucket, bool) {
+	if pgid >= uint64(len(r.reach)) || r.reach[pgid] == reachNone {
+		return nil, false
+	}
+	if o := r.owner[pgid]; o >= 0 {
+		return r.Buckets[o], true
+	}
+	return nil, true
+}
+
+// Bucket finds a reached bucket by path, or nil.
+func (r *Result) Bucket(path ...string) *Bucket {
+	for _, b := range r.Buckets {
+		if len(b.Path) != len(path) {
+			continue
+		}
+		match := true
+		for i := range path {
+			if string(b.Path[i]) != path[i] {
+				match = false
+				break
+			}
+		}
+		if match {
+			return b
+		}
+	}
+	return nil
+}
+
+// Wellformed reports whether page pgid holds a well-formed leaf (its own
+// id, valid elements count) in the census, whatever reaches it.
+func (r *Result) WellformedLeaf(pgid uint64) bool {
+	if pgid >= uint64(len(r.c.sums)) {
+		return false
+	}
+	s := r.c.sums[pgid]
+	return s.state == stateWellFormed && s.typ == TypeLeaf
+}
+
+// Scan reads the whole file once and walks the tree from the best root.
+func (f *File) Scan(opts Options) (*Result, error) {
+	c := &census{f: f, deep: opts.Deep}
+	if opts.Deep {
+		c.keyValueOK = decodeKeyValue
+	}
+	if err := c.run(opts.Progress); err != nil {
+		return nil, err
+	}
+	rep := &Report{
+		Schema: ReportSchema, Path: f.path, Size: f.size, PageSize: f.PageSize,
+		PageSizeSource: f.PageSizeSource, Pages: f.PageCount(), Findings: []Finding{}, Deep: opts.Deep,
+	}
+	for i := range f.Metas {
+		rep.Metas = append(rep.Metas, f.Metas[i])
+	}
+	root, hwm, freelist := f.chooseRoot(c, rep)
+	w := newWalker(c, hwm, freelist)
+	for _, m := range f.Metas {
+		if !m.Valid {
+			w.add(Finding{Kind: KindMetaInvalid, Page: u64p(m.Page), Offset: i64p(int64(m.Page) * int64(f.PageSize)),
+				Chain: []uint64{m.Page}, Message: joinProblems(m.Problems)})
+		} else if !m.Usable {
+			w.add(Finding{Kind: KindMetaUnusable, Page: u64p(m.Page), Offset: i64p(int64(m.Page) * int64(f.PageSize)),
+				Chain: []uint64{m.Page}, Message: joinProblems(m.Problems)})
+		}
+	}
+	if root == 0 {
+		w.add(Finding{Kind: KindNoUsableMeta, Message: "no usable meta page and no page that looks like a root bucket: nothing to walk"})
+	} else {
+		if rep.Chosen < 0 {
+			w.add(Finding{Kind: KindNoUsableMeta, Message: fmt.Sprintf("no usable meta page; walked from root candidate page %d", root)})
+		}
+		w.walkRoot(root)
+	}
+	if hwm > f.PageCount() {
+		w.cur = nil
+		w.add(Finding{Kind: KindTruncated, Message: fmt.Sprintf(
+			"the high-water mark is page %d but the file ends after %d pages (%d bytes): %d pages are missing",
+			hwm, f.PageCount(), f.size, hwm-f.PageCount())})
+	}
+	w.cur = nil
+	w.checkFreelist(freelist)
+	res := &Result{File: f, Report: rep, Buckets: w.buckets, HWM: hwm, reach: w.reach, owner: w.owner, c: c}
+	rep.Census = w.census(freelist)
+	rep.Buckets = bucketReports(w.buckets)
+	rep.Etcd = res.etcdSummary(opts.Deep)
+	if f.Changed() {
+		w.add(Finding{Kind: KindFileChanged, Message: "the file changed while it was read (is etcd running?): this report describes no single state of it"})
+	}
+	rep.Findings = w.findings
+	if c.arenaCut {
+		rep.Notes = append(rep.Notes, "keys past 1 GiB of branch keys were not kept: some key ranges are open")
+	}
+	rep.Clean = len(rep.Findings) == 0
+	return res, nil
+}
+
+func joinProblems(p []string) string {
+	var b bytes.Buffer
+	for i, s := range p {
+		if i > 0 {
+			b.WriteString("; ")
+		}
+		b.WriteString(s)
+	}
+	return b.String()
+}
+
+// chooseRoot picks the tree to walk: the usable meta with the higher txid
+// whose root page is a well-formed node (bbolt's rule, plus the root check
+// bbolt skips); else a root found among the leaves.
+func (f *File) chooseRoot(c *census, rep *Report) (root, hwm, freelist uint64) {
+	rep.Chosen = -1
+	order := []int{0, 1}
+	if f.Metas[1].Meta.Txid > f.Metas[0].Meta.Txid {
+		order = []int{1, 0}
+	}
+	var skipped []string
+	for _, i := range order {
+		m := f.Metas[i]
+		if !m.Usable {
+			continue
+		}
+		s := c.sums[m.Meta.Root]
+		if s.state != stateWellFormed || (s.typ != TypeBranch && s.typ != TypeLeaf) {
+			skipped = append(skipped, fmt.Sprintf("meta %d (txid %d) has a damaged root page %d", i, m.Meta.Txid, m.Meta.Root))
+			continue
+		}
+		rep.Chosen = i
+		other := f.Metas[1-i]
+		switch {
+		case len(skipped) > 0:
+			rep.ChosenReason = fmt.Sprintf("meta %d (txid %d): %s", i, m.Meta.Txid, skipped[0])
+		case other.Usable:
+			rep.ChosenReason = fmt.Sprintf("meta %d: both metas are valid and its txid %d is the higher", i, m.Meta.Txid)
+		default:
+			rep.ChosenReason = fmt.Sprintf("meta %d (txid %d): the only usable meta; meta %d: %s", i, m.Meta.Txid, 1-i, joinProblems(other.Problems))
+		}
+		return m.Meta.Root, m.Meta.Pgid, m.Meta.Freelist
+	}
+	// No usable meta: look for the most recent page that looks like an
+	// etcd root bucket, and walk it with the whole file as the range.
+	cands := c.rootCandidates()
+	rep.RootCandidates = cands
+	hwm = uint64(len(c.sums))
+	for _, i := range order {
+		// A valid-but-unusable meta can still tell the high-water mark.
+		if m := f.Metas[i]; m.Valid && m.Meta.Pgid > 2 && m.Meta.Pgid < hwm {
+			hwm = max(hwm, m.Meta.Pgid)
+		}
+	}
+	if len(cands) == 0 {
+		rep.ChosenReason = "no usable meta page and no root candidate"
+		return 0, hwm, NoFreelist
+	}
+	best := cands[0]
+	rep.ChosenReason = fmt.Sprintf("no usable meta page (%s); walked from root candidate page %d: %s",
+		joinProblems(skipped), best.Page, best.Why)
+	return best.Page, hwm, NoFreelist
+}
+
+// RootCandidate is a leaf page that could be the root bucket page.
+type RootCandidate struct {
+	Page            uint64   `json:"page"`
+	Buckets         []string `json:"buckets"`
+	ConsistentIndex uint64   `json:"consistent_index"`
+	Why             string   `json:"why"`
+}
+
+// etcdBuckets are the bucket names that identify an etcd root page.
+var etcdRootMarkers = []string{"key", "meta"}
+
+// rootCandidates lists well-formed leaves whose elements are all buckets,
+// best first: those with etcd's buckets, by consistent_index, then by
+// page id (a later page is more often a later copy).
+func (c *census) rootCandidates() []RootCandidate {
+	var out []RootCandidate
+	for pgid := uint64(2); pgid < uint64(len(c.sums)); pgid++ {
+		s := c.sums[pgid]
+		if s.state != stateWellFormed || s.typ != TypeLeaf || s.info < 0 {
+			continue
+		}
+		li := c.leaves[s.info]
+		if li.bn == 0 || li.records != 0 {
+			continue
+		}
+		rc := RootCandidate{Page: pgid}
+		for i := li.bfirst; i < li.bfirst+li.bn; i++ {
+			rc.Buckets = append(rc.Buckets, printable(c.key(c.lbuckets[i].name)))
+		}
+		rc.ConsistentIndex = c.consistentIndexUnder(pgid)
+		out = append(out, rc)
+	}
+	isEtcd := func(rc RootCandidate) bool {
+		n := 0
+		for _, b := range rc.Buckets {
+			for _, m := range etcdRootMarkers {
+				if b == m {
+					n++
+				}
+			}
+		}
+		return n == len(etcdRootMarkers)
+	}
+	sort.SliceStable(out, func(i, j int) bool {
+		ei, ej := isEtcd(out[i]), isEtcd(out[j])
+		if ei != ej {
+			return ei
+		}
+		if out[i].ConsistentIndex != out[j].ConsistentIndex {
+			return out[i].ConsistentIndex > out[j].ConsistentIndex
+		}
+		return out[i].Page > out[j].Page
+	})
+	for i := range out {
+		if isEtcd(out[i]) {
+			out[i].Why = fmt.Sprintf("holds etcd's buckets, consistent_index %d", out[i].ConsistentIndex)
+		} else {
+			out[i].Why = "a leaf whose elements are all buckets"
+		}
+	}
+	return out
+}
+
+// census computes the page census once the walk has marked what it reached.
+func (w *walker) census(freelist uint64) Census {
+	var cs Census
+	free := w.freeSet(freelist)
+	for pgid := range w.c.sums {
+		s := &w.c.sums[pgid]
+		p := uint64(pgid)
+		switch w.reach[pgid] {
+		case reachMeta:
+			cs.Meta++
+			continue
+		case reachFreelist:
+			cs.Freelist++
+			continue
+		case reachOverflow:
+			cs.Overflow++
+			continue
+		case reachNode:
+			if s.typ == TypeBranch {
+				cs.Branch++
+			} else {
+				cs.Leaf++
+			}
+			continue
+		}
+		wellFormed := s.state == stateWellFormed && (s.typ == TypeBranch || s.typ == TypeLeaf)
+		switch {
+		case p >= w.hwm:
+			cs.PastHWM++
+			if wellFormed {
+				cs.PastHWMStale++
+			}
+		case free == nil || free[p]:
+			cs.Free++
+			if wellFormed {
+				cs.FreeStale++
+			}
+		case wellFormed:
+			cs.Orphan++
+		default:
+			cs.Unreadable++
+		}
+	}
+	if w.hwm > uint64(len(w.c.sums)) {
+		cs.Missing = w.hwm - uint64(len(w.c.sums))
+	}
+	return cs
+}

@@ -186,7 +186,7 @@ func (f *File) chooseRoot(c *census, rep *Report) (root, hwm, freelist uint64) {
 	hwm = uint64(len(c.sums))
 	for _, i := range order {
 		// A valid-but-unusable meta can still tell the high-water mark.
-		if m := f.Metas[i]; m.Valid && m.Meta.Pgid > 2 && m.Meta.Pgid < hwm {
+		if m := f.Metas[i]; m.Valid && m.Meta.Pgid > 2 && m.Meta.Pgid < 1<<48 {
 			hwm = max(hwm, m.Meta.Pgid)
 		}
 	}

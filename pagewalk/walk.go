@@ -302,6 +302,7 @@ func (w *walker) walkBranch(pgid uint64, s *pageSum, chain []uint64, depth int, 
 	elems := w.c.belems[bi.first : bi.first+bi.n]
 	maxDepth := 0
 	var pending []badRun
+	var keyRuns [][2]int
 	var prevKey []byte
 	flush := func(before []byte) {
 		if len(pending) == 0 {
@@ -344,13 +345,13 @@ func (w *walker) walkBranch(pgid uint64, s *pageSum, chain []uint64, depth int, 
 			addBad(i, KindChildIsMeta, "zeroed branch elements (child pgid 0): torn or wiped page", pgid, u64p(0), false)
 			continue
 		}
-		if prevKey != nil && bytes.Compare(key, prevKey) <= 0 {
-			addBad(i, KindKeyOrder, "branch key not above the key before it", pgid, u64p(e.child), false)
-			continue
-		}
-		if (lo != nil && bytes.Compare(key, lo) < 0) || (hi != nil && bytes.Compare(key, hi) >= 0) {
-			addBad(i, KindKeyOrder, "branch key outside the range its parent's separators give it", pgid, u64p(e.child), false)
-			continue
+		// A bad separator key loses nothing by itself: the child's own keys
+		// are what the records are filed under. Report it, then follow the
+		// pointer if it is sound, bounded by the good separators around it.
+		badKey := (prevKey != nil && bytes.Compare(key, prevKey) <= 0) ||
+			(lo != nil && bytes.Compare(key, lo) < 0) || (hi != nil && bytes.Compare(key, hi) >= 0)
+		if badKey {
+			keyRuns = addKeyRun(keyRuns, i)
 		}
 		if kind, msg := w.pointerProblem(e.child); kind != "" {
 			addBad(i, kind, msg, pgid, u64p(e.child), false)
@@ -360,20 +361,27 @@ func (w *walker) walkBranch(pgid uint64, s *pageSum, chain []uint64, depth int, 
 			addBad(i, kind, msg, e.child, u64p(e.child), true)
 			continue
 		}
-		flush(key)
-		prevKey = key
+		if badKey {
+			// Bound the child by the good keys around it.
+			key = prevKey
+			flush(nil)
+		} else {
+			flush(key)
+			prevKey = key
+		}
 		// The child's keys end before the next good separator, or hi.
 		childHi := hi
 		for j := i + 1; j < len(elems); j++ {
 			if ej := &elems[j]; ej.err == nil && !ej.zero {
-				if k := w.c.key(ej.key); bytes.Compare(k, key) > 0 && (hi == nil || bytes.Compare(k, hi) < 0) {
+				k := w.c.key(ej.key)
+				if (key == nil || bytes.Compare(k, key) > 0) && (hi == nil || bytes.Compare(k, hi) < 0) {
 					childHi = k
+					break
 				}
-				break
 			}
 		}
 		childLo := key
-		if i == 0 {
+		if i == 0 || key == nil {
 			// bbolt does not always rewrite the first separator when the
 			// smallest key goes; the parent's bound is the real limit.
 			childLo = lo
@@ -381,7 +389,26 @@ func (w *walker) walkBranch(pgid uint64, s *pageSum, chain []uint64, depth int, 
 		maxDepth = max(maxDepth, w.walkNode(e.child, chain, depth+1, childLo, childHi, bdepth))
 	}
 	flush(hi)
+	for _, kr := range keyRuns {
+		f := Finding{Kind: KindKeyOrder, Page: u64p(pgid), Chain: chain, Element: intp(kr[0]),
+			Offset:  i64p(int64(pgid)*int64(w.f.PageSize) + int64(PageHeaderSize+kr[0]*BranchElementSize)),
+			Message: fmt.Sprintf("element %d: separator key out of order or outside its parent's range (children still followed)", kr[0])}
+		if kr[1] > kr[0] {
+			f.Elements = &[2]int{kr[0], kr[1]}
+			f.Message = fmt.Sprintf("elements %d..%d: separator keys out of order or outside their parent's range (children still followed)", kr[0], kr[1])
+		}
+		w.add(f)
+	}
 	return maxDepth
+}
+
+// addKeyRun extends the last run of bad separator keys or starts one.
+func addKeyRun(runs [][2]int, i int) [][2]int {
+	if n := len(runs); n > 0 && runs[n-1][1] == i-1 {
+		runs[n-1][1] = i
+		return runs
+	}
+	return append(runs, [2]int{i, i})
 }
 
 // lostRange builds the key range (after, before) and, in etcd's key

@@ -10,12 +10,12 @@ import (
 type Kind string
 
 const (
-	KindMetaInvalid       Kind = "meta-invalid"        // a meta page fails magic, version or checksum
-	KindMetaUnusable      Kind = "meta-unusable"       // a valid meta whose root, freelist or page size cannot be right
-	KindNoUsableMeta      Kind = "no-usable-meta"      // neither meta can be used; the walk starts from a found root
-	KindTruncated         Kind = "file-truncated"      // the high-water mark is past the end of the file
-	KindPageIDMismatch    Kind = "page-id-mismatch"    // a reached page's header names another page
-	KindPageType          Kind = "invalid-page-type"   // a reached page is not a branch or leaf (zeros, garbage, meta)
+	KindMetaInvalid       Kind = "meta-invalid"      // a meta page fails magic, version or checksum
+	KindMetaUnusable      Kind = "meta-unusable"     // a valid meta whose root, freelist or page size cannot be right
+	KindNoUsableMeta      Kind = "no-usable-meta"    // neither meta can be used; the walk starts from a found root
+	KindTruncated         Kind = "file-truncated"    // the high-water mark is past the end of the file
+	KindPageIDMismatch    Kind = "page-id-mismatch"  // a reached page's header names another page
+	KindPageType          Kind = "invalid-page-type" // a reached page is not a branch or leaf (zeros, garbage, meta)
 	KindElementBounds     Kind = "element-out-of-bounds"
 	KindKeyOrder          Kind = "key-order"           // keys not ascending, or outside the parent's separator range
 	KindChildOutOfRange   Kind = "child-out-of-range"  // a child pgid at or past the high-water mark

@@ -353,12 +353,12 @@ func (r *reader) readSegment(seg *Segment, buf []byte, last bool) {
 		case want != rec.GetCrc():
 			// The frame is intact but the data changed under it. Assume its
 			// CRC field survived, and see whether the next record chains.
-			r.take(seg, f, FlagCRCMismatch)
 			st := &Stop{Segment: seg.Name, Offset: off, Cause: CauseCRCMismatch,
 				Detail: fmt.Sprintf("%s record: stored crc %08x, computed %08x", RecordType(rec.GetType()), rec.GetCrc(), want)}
 			if next, ok := r.chainsAt(buf, f.end(), rec.GetCrc()); ok {
-				st.ResumedAt = next
+				st.ResumedAt, st.Skipped = next, f.end()-off
 				seg.Stops = append(seg.Stops, st)
+				r.take(seg, f, FlagCRCMismatch)
 				r.damaged = true
 				r.prevCRC = rec.GetCrc()
 				if next < 0 {
@@ -523,6 +523,9 @@ func (r *reader) take(seg *Segment, f *frame, flag Flag) {
 	t := RecordType(rec.GetType())
 	seg.Records.add(t)
 	badPayload := func(err error) {
+		if flag == FlagCRCMismatch {
+			return // already reported; the payload is known to be damaged
+		}
 		seg.Stops = append(seg.Stops, &Stop{Segment: seg.Name, Offset: f.off, Cause: CauseBadPayload, ResumedAt: f.end(),
 			Detail: fmt.Sprintf("%s record: %v", t, err)})
 		r.damaged = true

@@ -68,7 +68,7 @@ func (r *Result) Bucket(path ...string) *Bucket {
 	return nil
 }
 
-// Wellformed reports whether page pgid holds a well-formed leaf (its own
+// WellformedLeaf reports whether page pgid holds a well-formed leaf (its own
 // id, valid elements count) in the census, whatever reaches it.
 func (r *Result) WellformedLeaf(pgid uint64) bool {
 	if pgid >= uint64(len(r.c.sums)) {
@@ -310,4 +310,21 @@ func (w *walker) census(freelist uint64) Census {
 		cs.Missing = w.hwm - uint64(len(w.c.sums))
 	}
 	return cs
+}
+
+// CarveCandidates lists the pages whose header says leaf (with their own id
+// or another's) that the tree does not reach: free pages, orphans, pages
+// past the high-water mark, and pages a damaged pointer no longer reaches.
+// They may hold older copies of live pages.
+func (r *Result) CarveCandidates() []uint64 {
+	var out []uint64
+	for pgid, s := range r.c.sums {
+		if r.reach[pgid] != reachNone || s.typ != TypeLeaf {
+			continue
+		}
+		if s.state == stateWellFormed || s.state == stateIDMismatch {
+			out = append(out, uint64(pgid))
+		}
+	}
+	return out
 }

@@ -1,0 +1,176 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+
+	"github.com/boltfix/boltfix/pagewalk"
+	"github.com/boltfix/boltfix/salvage"
+	"github.com/spf13/cobra"
+)
+
+type salvageOptions struct {
+	out        string
+	json       bool
+	aggressive bool
+	force      bool
+}
+
+func (o *salvageOptions) AddFlags(cmd *cobra.Command) {
+	cmd.Flags().StringVar(&o.out, "out", "", "path of the new db to write (required; never the input)")
+	cmd.Flags().BoolVar(&o.json, "json", false, "print the report as one JSON document (schema "+salvage.ReportSchema+")")
+	cmd.Flags().BoolVar(&o.aggressive, "aggressive", false, "keep carved records that may be compaction garbage (flagged; may resurrect deleted keys)")
+	cmd.Flags().BoolVar(&o.force, "force", false, "replace --out if it exists")
+	_ = cmd.MarkFlagRequired("out")
+}
+
+func init() { register(newSalvageCommand) }
+
+func newSalvageCommand() *cobra.Command {
+	var o salvageOptions
+	cmd := &cobra.Command{
+		Use:   "salvage DB --out NEW.db",
+		Short: "Copy every record still on disk into a fresh, valid db",
+		Long: `salvage writes a new bbolt db holding every record the damaged DB still has:
+the records the best tree reaches, plus etcd key-bucket records carved from
+free, orphan and unreachable pages (revision records are immutable, so a copy
+found anywhere is true history). etcd's mutable buckets (meta, members, lease,
+auth, alarm, cluster) come from one consistent tree only.
+
+Carved records below the compaction revision whose key has no newer record
+may be compaction garbage: they are left out and listed unless --aggressive.
+
+The report names every revision range that may be lost and every key whose
+newest surviving record predates a lost range. DB is never modified; the
+output is written to a temp file, synced, checked with bbolt, then renamed.
+
+EXIT STATUS
+  0  every record recovered, nothing left out
+  1  partial: something may be lost or was left out (the report says what)
+  2  could not run`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return salvageFunc(cmd.OutOrStdout(), cmd.ErrOrStderr(), args[0], o)
+		},
+	}
+	o.AddFlags(cmd)
+	return cmd
+}
+
+func salvageFunc(stdout, stderr io.Writer, arg string, o salvageOptions) error {
+	in, err := resolveDB(arg)
+	if err != nil {
+		return cantRun(err)
+	}
+	if err := salvage.CheckOutput(in, o.out, o.force); err != nil {
+		return cantRun(err)
+	}
+	f, err := pagewalk.Open(in)
+	if err != nil {
+		return cantRun(err)
+	}
+	defer f.Close()
+	bar := newProgress(stderr, int64(f.PageCount()), "scanning")
+	res, err := f.Scan(pagewalk.Options{Progress: bar})
+	bar.Done()
+	if err != nil {
+		return cantRun(err)
+	}
+	rep, err := salvage.FromScan(res, in, o.out, salvage.Options{Aggressive: o.aggressive, Force: o.force})
+	if err != nil {
+		var re *salvage.RecordError
+		if errors.As(err, &re) {
+			return cantRun(fmt.Errorf("record at page %d: %w", re.Page, err))
+		}
+		return cantRun(err)
+	}
+	if o.json {
+		if err := writeJSON(stdout, rep); err != nil {
+			return cantRun(err)
+		}
+	} else {
+		printSalvage(stdout, rep)
+	}
+	if !rep.Complete {
+		return damaged()
+	}
+	return nil
+}
+
+func printSalvage(w io.Writer, r *salvage.Report) {
+	fmt.Fprintf(w, "boltfix salvage %s -> %s\n", r.Input, r.Output)
+	fmt.Fprintf(w, "scan: %d findings; tree: %s\n", r.Findings, r.Source)
+
+	section(w, "buckets")
+	var rows [][]string
+	for _, b := range r.Buckets {
+		status := "ok"
+		switch {
+		case b.Missing:
+			status = "NOT REACHED (created empty)"
+		case b.Damaged:
+			status = "DAMAGED tree"
+		}
+		rows = append(rows, []string{strings.Join(b.Bucket, "/"), strconv.Itoa(b.Reached), strconv.Itoa(b.Carved), strconv.Itoa(b.LeftOut), strconv.Itoa(b.Written), status})
+	}
+	table(w, []string{"BUCKET", "REACHED", "CARVED", "LEFT OUT", "WRITTEN", "STATUS"}, rows)
+
+	rc := r.Records
+	section(w, "etcd key records")
+	table(w, []string{"ITEM", "VALUE"}, [][]string{
+		{"revisions", fmt.Sprintf("%d .. %d", r.FirstRevision, r.LastRevision)},
+		{"reached / carved / written", fmt.Sprintf("%d / %d / %d", rc.Reached, rc.Carved, rc.Written)},
+		{"carved pages (of candidates)", fmt.Sprintf("%d of %d", rc.CarvedPages, rc.CandidatePages)},
+		{"duplicate copies", strconv.Itoa(rc.Duplicates)},
+		{"compacted (dropped)", strconv.Itoa(rc.Compacted)},
+		{"uncertain", fmt.Sprintf("%d (%s)", rc.Uncertain, map[bool]string{true: "kept, flagged", false: "left out"}[r.Aggressive])},
+		{"compaction revision", fmt.Sprintf("%d (%s)", r.CompactRevision, r.CompactSource)},
+		{"consistent_index / term", optU(r.ConsistentIndex) + " / " + optU(r.Term)},
+	})
+
+	section(w, fmt.Sprintf("lost revisions (%d ranges)", len(r.LostRevisions)))
+	if len(r.LostRevisions) == 0 {
+		fmt.Fprintln(w, "none")
+	} else {
+		rows = nil
+		for i, lr := range r.LostRevisions {
+			to := "end"
+			if lr[1] != 0 {
+				to = strconv.FormatInt(lr[1], 10)
+			}
+			rows = append(rows, []string{strconv.FormatInt(lr[0], 10), to, clip(r.LostReasons[i], 100)})
+		}
+		table(w, []string{"FROM", "TO", "WHY"}, rows)
+		fmt.Fprintf(w, "%d keys have their newest surviving record before a lost range (possibly stale or deleted): see --json possibly_stale\n", r.PossiblyStaleCount)
+	}
+	if len(r.Conflicts) > 0 {
+		fmt.Fprintf(w, "%d revisions had differing copies; see --json conflicts\n", len(r.Conflicts))
+	}
+
+	if len(r.Ledger) > 0 {
+		section(w, "kubernetes")
+		rows = nil
+		for _, l := range r.Ledger {
+			who := "source of truth"
+			if l.Regenerated {
+				who = "regenerated by controllers"
+			}
+			rows = append(rows, []string{l.Resource, strconv.Itoa(l.Live), strconv.Itoa(l.PossiblyStale), strconv.Itoa(l.Deleted), strconv.Itoa(l.Uncertain), who})
+		}
+		table(w, []string{"RESOURCE", "LIVE", "POSSIBLY STALE", "DELETED", "UNCERTAIN", "IF LOST"}, rows)
+	}
+
+	section(w, "result")
+	if r.Complete {
+		fmt.Fprintln(w, "COMPLETE: every record was recovered. The new db passed bbolt's check.")
+	} else {
+		fmt.Fprintln(w, "PARTIAL: see the lost revisions above. The new db passed bbolt's check.")
+	}
+	section(w, "next")
+	for _, n := range r.Next {
+		fmt.Fprintln(w, "  "+n)
+	}
+}

@@ -1,0 +1,117 @@
+package salvage
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+)
+
+// judgeKeys lists the keys whose newest surviving record is older than
+// some lost range (stale, or deleted in the lost range), and builds the
+// Kubernetes ledger.
+func judgeKeys(ks *keySpace, rep *Report, opts Options) {
+	ledger := map[string]*ResourceLedger{}
+	names := make([]string, 0, len(ks.keys))
+	for k := range ks.keys {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	for _, k := range names {
+		s := ks.keys[k]
+		res := resourceOf(k)
+		var l *ResourceLedger
+		if res != "" {
+			if l = ledger[res]; l == nil {
+				regen, note := regenerated(res)
+				l = &ResourceLedger{Resource: res, Regenerated: regen, Note: note}
+				ledger[res] = l
+			}
+		}
+		if s.uncertain && s.latestCarved && s.latest.Main < ks.compact {
+			if l != nil {
+				l.Uncertain++
+			}
+			continue
+		}
+		if l != nil {
+			if s.latest.Tombstone {
+				l.Deleted++
+			} else {
+				l.Live++
+			}
+		}
+		for _, r := range rep.LostRevisions {
+			if r[1] != 0 && r[1] <= s.latest.Main {
+				continue
+			}
+			rep.PossiblyStaleCount++
+			if l != nil {
+				l.PossiblyStale++
+			}
+			if len(rep.PossiblyStale) < opts.MaxListed {
+				sk := StaleKey{Key: k, Revision: s.latest.Main, Deleted: s.latest.Tombstone, LostFrom: r[0], LostTo: r[1]}
+				if l != nil && l.Regenerated {
+					sk.Recoverable = l.Note
+				}
+				rep.PossiblyStale = append(rep.PossiblyStale, sk)
+			}
+			break
+		}
+	}
+	for _, l := range ledger {
+		rep.Ledger = append(rep.Ledger, *l)
+	}
+	sort.Slice(rep.Ledger, func(i, j int) bool { return rep.Ledger[i].Resource < rep.Ledger[j].Resource })
+}
+
+// resourceOf returns the Kubernetes resource of a /registry key, e.g.
+// "pods" or "apiextensions.k8s.io/customresourcedefinitions".
+func resourceOf(key string) string {
+	rest, ok := strings.CutPrefix(key, "/registry/")
+	if !ok {
+		return ""
+	}
+	parts := strings.Split(rest, "/")
+	if len(parts) >= 2 && strings.Contains(parts[0], ".") {
+		return parts[0] + "/" + parts[1]
+	}
+	return parts[0]
+}
+
+// regenerated says whether controllers recreate a resource's objects
+// after loss, and what the admin should know.
+func regenerated(res string) (bool, string) {
+	switch res {
+	case "events", "events.k8s.io/events":
+		return true, "events are transient: losing them loses only history"
+	case "services/endpoints", "endpoints":
+		return true, "the endpoints controller rebuilds them from services and pods"
+	case "endpointslices", "discovery.k8s.io/endpointslices":
+		return true, "the endpointslice controller rebuilds them"
+	case "leases", "coordination.k8s.io/leases", "masterleases":
+		return true, "components renew their leases within seconds"
+	case "minions":
+		return true, "kubelets re-register their nodes"
+	case "pods":
+		return true, "pods owned by a ReplicaSet, DaemonSet, StatefulSet or Job are recreated; bare pods are not"
+	case "replicasets":
+		return true, "Deployments recreate their ReplicaSets (history may differ)"
+	case "controllerrevisions":
+		return true, "DaemonSets and StatefulSets recreate them"
+	}
+	return false, "source of truth: restore from manifests or GitOps if lost"
+}
+
+// nextSteps tells the admin what to run next.
+func nextSteps(rep *Report) {
+	if rep.Complete {
+		rep.Next = append(rep.Next, fmt.Sprintf("every record was recovered; rebuild the member dir around it: boltfix repair DATA_DIR --out NEW_DIR (uses the WAL), or etcdutl snapshot restore %s --data-dir NEW_DIR --skip-hash-check", rep.Output))
+		return
+	}
+	rep.Next = append(rep.Next,
+		"replay the WAL over the salvaged records to fill lost ranges: boltfix repair DATA_DIR --out NEW_DIR",
+		"check the possibly stale keys against manifests; objects of regenerated resources come back by themselves")
+	if rep.Records.Uncertain > 0 && !rep.Aggressive {
+		rep.Next = append(rep.Next, "to keep the carved records that may be compaction garbage, run again with --aggressive (they may resurrect deleted keys)")
+	}
+}

@@ -1,0 +1,119 @@
+package salvage
+
+import "github.com/boltfix/boltfix/pagewalk"
+
+// ReportSchema names the JSON schema of Report.
+const ReportSchema = "boltfix.salvage/v1"
+
+// Report is what salvage did. Its JSON form is `boltfix salvage --json`.
+type Report struct {
+	Schema     string `json:"schema"`
+	Input      string `json:"input"`
+	Output     string `json:"output"`
+	Aggressive bool   `json:"aggressive"`
+	// Source says which tree the mutable buckets came from.
+	Source string `json:"source"`
+	// Findings is the number of scan findings; ScanClean is true when the
+	// input had none.
+	Findings  int  `json:"scan_findings"`
+	ScanClean bool `json:"scan_clean"`
+
+	Buckets []BucketCount `json:"buckets"`
+	// Key-bucket records.
+	Records RecordCounts `json:"records"`
+
+	ConsistentIndex *uint64 `json:"consistent_index"`
+	Term            *uint64 `json:"term"`
+	// CompactRevision is the finished compaction (main revision) used to
+	// judge carved records; CompactSource says where it came from.
+	CompactRevision int64  `json:"compact_revision"`
+	CompactSource   string `json:"compact_source"`
+	FirstRevision   int64  `json:"first_revision"`
+	LastRevision    int64  `json:"last_revision"`
+
+	// LostRevisions are inclusive [from, to] ranges of main revisions that
+	// may hold records salvage could not recover; to = 0 means open-ended.
+	LostRevisions [][2]int64 `json:"lost_revisions"`
+	// LostReasons explains each range, index for index.
+	LostReasons []string `json:"lost_reasons"`
+	// PossiblyStale are keys whose newest surviving record is older than a
+	// lost range: their value may be stale, or they may have been deleted.
+	PossiblyStale      []StaleKey `json:"possibly_stale"`
+	PossiblyStaleCount int        `json:"possibly_stale_count"`
+	// Uncertain are carved records that may be compaction garbage: left out
+	// (conservative) or kept and flagged (--aggressive).
+	Uncertain []UncertainRecord `json:"uncertain"`
+	Conflicts []Conflict        `json:"conflicts"`
+	Ledger    []ResourceLedger  `json:"kubernetes"`
+
+	// Verified is true when the written file opened in bbolt and passed
+	// tx.Check.
+	Verified bool `json:"verified"`
+	// Complete is true when nothing was lost or left out.
+	Complete bool     `json:"complete"`
+	Notes    []string `json:"notes"`
+	Next     []string `json:"next"`
+}
+
+// BucketCount counts one bucket's records by where they came from.
+type BucketCount struct {
+	Bucket  []string `json:"bucket"`
+	Reached int      `json:"reached"`
+	Carved  int      `json:"carved"`
+	LeftOut int      `json:"left_out"`
+	Written int      `json:"written"`
+	Damaged bool     `json:"damaged"` // the tree under it was damaged: records may be missing
+	Missing bool     `json:"missing"` // not reached at all; created empty
+}
+
+// RecordCounts counts etcd key-bucket records.
+type RecordCounts struct {
+	Reached        int `json:"reached"`
+	Carved         int `json:"carved"`          // carved and not already reached
+	Duplicates     int `json:"duplicates"`      // carved copies identical to a record already had
+	Compacted      int `json:"compacted"`       // carved, superseded below the compaction point: dropped
+	Uncertain      int `json:"uncertain"`       // carved, possibly compaction garbage
+	Written        int `json:"written"`         // in the new db
+	Rejected       int `json:"rejected"`        // revision-shaped records whose value failed validation
+	CarvedPages    int `json:"carved_pages"`    // pages that gave at least one record
+	CandidatePages int `json:"candidate_pages"` // unreached leaf pages examined
+}
+
+// StaleKey is a key whose newest surviving record predates a lost range.
+type StaleKey struct {
+	Key         string `json:"key"`
+	Revision    int64  `json:"revision"` // main revision of its newest surviving record
+	Deleted     bool   `json:"deleted"`  // that record is a tombstone
+	LostFrom    int64  `json:"lost_from"`
+	LostTo      int64  `json:"lost_to"`
+	Recoverable string `json:"recoverable,omitempty"` // for Kubernetes keys: who regenerates it
+}
+
+// UncertainRecord is a carved record that may be compaction garbage.
+type UncertainRecord struct {
+	Revision pagewalk.Revision `json:"revision"`
+	Key      string            `json:"key"`
+	Page     uint64            `json:"page"`
+	Kept     bool              `json:"kept"`
+	Reason   string            `json:"reason"`
+}
+
+// Conflict is a revision found with different bytes in two places.
+type Conflict struct {
+	Revision  pagewalk.Revision `json:"revision"`
+	Pages     []uint64          `json:"pages"`
+	KeptPage  uint64            `json:"kept_page"`
+	KeptFrom  string            `json:"kept_from"` // "reached" or "carved"
+	Different string            `json:"different"`
+}
+
+// ResourceLedger is the Kubernetes view of one resource type.
+type ResourceLedger struct {
+	Resource      string `json:"resource"`
+	Live          int    `json:"live"`           // keys whose newest record is a put
+	PossiblyStale int    `json:"possibly_stale"` // of Live or Deleted: newest record predates a lost range
+	Deleted       int    `json:"deleted"`        // keys whose newest record is a tombstone
+	Uncertain     int    `json:"uncertain"`      // keys known only from left-out records
+	Regenerated   bool   `json:"regenerated"`    // controllers recreate these objects
+	Note          string `json:"note"`
+}

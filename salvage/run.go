@@ -1,0 +1,412 @@
+package salvage
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"sort"
+
+	"github.com/boltfix/boltfix/pagewalk"
+)
+
+// Counter receives progress in pages; see pagewalk.Counter.
+type Counter = pagewalk.Counter
+
+// Options tune a salvage.
+type Options struct {
+	// Aggressive keeps carved records that may be compaction garbage,
+	// flagged as uncertain, instead of leaving them out.
+	Aggressive bool
+	// Force replaces an existing output.
+	Force bool
+	// Progress, if set, is told about pages read.
+	Progress Counter
+	// MaxListed caps the per-key lists in the report (possibly stale,
+	// uncertain); counts stay exact. 0 means 10000.
+	MaxListed int
+}
+
+// etcdBuckets are created in every salvaged etcd db, so etcd finds them.
+var etcdBuckets = pagewalk.EtcdBuckets
+
+// Run salvages the bbolt file at in into a new file at out.
+func Run(in, out string, opts Options) (*Report, error) {
+	if err := CheckOutput(in, out, opts.Force); err != nil {
+		return nil, err
+	}
+	f, err := pagewalk.Open(in)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	res, err := f.Scan(pagewalk.Options{Progress: opts.Progress})
+	if err != nil {
+		return nil, err
+	}
+	return FromScan(res, in, out, opts)
+}
+
+// FromScan salvages from a finished scan. The Report is valid whenever
+// the error is nil, whatever was lost.
+func FromScan(res *pagewalk.Result, in, out string, opts Options) (*Report, error) {
+	if opts.MaxListed == 0 {
+		opts.MaxListed = 10000
+	}
+	rep := &Report{
+		Schema: ReportSchema, Input: in, Output: out, Aggressive: opts.Aggressive,
+		Source: res.Report.ChosenReason, Findings: len(res.Report.Findings), ScanClean: res.Report.Clean,
+		LostRevisions: [][2]int64{}, LostReasons: []string{}, PossiblyStale: []StaleKey{},
+		Uncertain: []UncertainRecord{}, Conflicts: []Conflict{}, Ledger: []ResourceLedger{}, Notes: []string{}, Next: []string{},
+	}
+	etcd := res.Report.Etcd
+	rep.ConsistentIndex, rep.Term = etcd.ConsistentIndex, etcd.Term
+
+	cr := carve(res, opts.Progress)
+	rep.Records.CandidatePages, rep.Records.CarvedPages, rep.Records.Rejected = cr.cands, cr.pages, cr.rejected
+	rep.Records.Duplicates = cr.dups
+	rep.Conflicts = append(rep.Conflicts, cr.conflicts...)
+
+	isEtcd := etcd.IsEtcd || len(cr.recs) > 0
+	rep.CompactRevision, rep.CompactSource = compactRevision(res, etcd)
+
+	tmp, err := tempPath(out)
+	if err != nil {
+		return nil, err
+	}
+	w, err := newDBWriter(tmp)
+	if err != nil {
+		return nil, err
+	}
+	fail := func(err error) (*Report, error) {
+		w.abort()
+		os.Remove(tmp)
+		return nil, err
+	}
+	if err := copyOtherBuckets(res, w, rep, isEtcd); err != nil {
+		return fail(err)
+	}
+	ks, err := mergeKeyBucket(res, cr, w, rep, opts)
+	if err != nil {
+		return fail(err)
+	}
+	if err := w.close(); err != nil {
+		os.Remove(tmp)
+		return nil, err
+	}
+	if err := verify(tmp); err != nil {
+		os.Remove(tmp)
+		return nil, fmt.Errorf("the written db failed bbolt's check (a bug in boltfix): %w", err)
+	}
+	rep.Verified = true
+	if err := publish(tmp, out); err != nil {
+		os.Remove(tmp)
+		return nil, err
+	}
+	lostRanges(res, ks, rep)
+	judgeKeys(ks, rep, opts)
+	rep.Complete = len(rep.LostRevisions) == 0 && rep.Records.Uncertain == 0 && len(rep.Conflicts) == 0 && !anyDamagedBucket(rep)
+	nextSteps(rep)
+	return rep, nil
+}
+
+func anyDamagedBucket(rep *Report) bool {
+	for _, b := range rep.Buckets {
+		if (b.Damaged || b.Missing) && !(len(b.Bucket) == 1 && b.Bucket[0] == "key") {
+			return true
+		}
+	}
+	return false
+}
+
+// compactRevision is the finished compaction the carving rules use.
+func compactRevision(res *pagewalk.Result, e *pagewalk.EtcdSummary) (int64, string) {
+	switch {
+	case e.FinishedCompact != nil:
+		return *e.FinishedCompact, "meta/finishedCompactRev"
+	case res.Bucket("meta") != nil:
+		return 0, "never compacted (meta has no finishedCompactRev)"
+	}
+	return 0, "unknown: the meta bucket was not reached; every gap is reported as lost"
+}
+
+// copyOtherBuckets writes every reached bucket except key, from the one
+// tree the scan walked, and creates etcd's buckets that were not reached.
+func copyOtherBuckets(res *pagewalk.Result, w *dbWriter, rep *Report, isEtcd bool) error {
+	seen := map[string]bool{}
+	for _, b := range res.Buckets {
+		if len(b.Path) == 0 || b.IsKeyBucket() {
+			continue
+		}
+		bc := BucketCount{Bucket: pathStrings(b.Path), Damaged: b.Damaged}
+		bkt, err := w.bucket(b.Path)
+		if err != nil {
+			return err
+		}
+		if err := bkt.SetSequence(b.Sequence); err != nil {
+			return err
+		}
+		err = res.ForEach(b, func(k, v []byte) error {
+			bc.Reached++
+			bc.Written++
+			return w.put(b.Path, bytes.Clone(k), bytes.Clone(v), 0.5)
+		})
+		if err != nil {
+			return err
+		}
+		if len(b.Path) == 1 {
+			seen[string(b.Path[0])] = true
+		}
+		rep.Buckets = append(rep.Buckets, bc)
+	}
+	if isEtcd {
+		for _, name := range etcdBuckets {
+			if seen[name] || name == "key" {
+				continue
+			}
+			if _, err := w.bucket([][]byte{[]byte(name)}); err != nil {
+				return err
+			}
+			rep.Buckets = append(rep.Buckets, BucketCount{Bucket: []string{name}, Missing: true})
+		}
+	}
+	return w.commit()
+}
+
+func pathStrings(p [][]byte) []string {
+	out := make([]string, len(p))
+	for i, s := range p {
+		out[i] = string(s)
+	}
+	return out
+}
+
+// keyState is what salvage knows about one etcd key.
+type keyState struct {
+	latest       pagewalk.Revision // newest record, any source
+	latestCarved bool
+	latestPage   uint64
+	maxLE        pagewalk.Revision // newest record at or below the compaction
+	hasLE        bool
+	hasAbove     bool // a record above the compaction exists
+	uncertain    bool // known only from left-out records
+}
+
+type keySpace struct {
+	keys     map[string]*keyState
+	first    int64
+	last     int64
+	compact  int64
+	gaps     [][2]int64 // missing main revisions above the compaction
+	prevMain int64
+}
+
+func (ks *keySpace) observe(etcdKey []byte, rev pagewalk.Revision, carved bool, page uint64) *keyState {
+	s := ks.keys[string(etcdKey)]
+	if s == nil {
+		s = &keyState{}
+		ks.keys[string(etcdKey)] = s
+	}
+	if s.latest.Main == 0 || revLess(s.latest, rev) {
+		s.latest, s.latestCarved, s.latestPage = rev, carved, page
+	}
+	if rev.Main <= ks.compact {
+		if !s.hasLE || revLess(s.maxLE, rev) {
+			s.maxLE, s.hasLE = rev, true
+		}
+	} else {
+		s.hasAbove = true
+	}
+	return s
+}
+
+// dense tracks main revisions above the compaction in stream order: each
+// write transaction takes the next main revision, so a gap is lost data.
+func (ks *keySpace) dense(main int64) {
+	if ks.first == 0 || main < ks.first {
+		ks.first = main
+	}
+	ks.last = max(ks.last, main)
+	if main <= ks.compact {
+		return
+	}
+	if main > ks.prevMain+1 {
+		ks.gaps = append(ks.gaps, [2]int64{ks.prevMain + 1, main - 1})
+	}
+	ks.prevMain = max(ks.prevMain, main)
+}
+
+func revLess(a, b pagewalk.Revision) bool {
+	if a.Main != b.Main {
+		return a.Main < b.Main
+	}
+	return a.Sub < b.Sub
+}
+
+var keyPath = [][]byte{[]byte("key")}
+
+// mergeKeyBucket streams the reached key-bucket records (in key order)
+// merged with the sorted carved ones into the new db, and holds back the
+// carved records below the compaction for judgement once every record has
+// been seen.
+func mergeKeyBucket(res *pagewalk.Result, cr *carveResult, w *dbWriter, rep *Report, opts Options) (*keySpace, error) {
+	ks := &keySpace{keys: map[string]*keyState{}, compact: rep.CompactRevision, prevMain: max(rep.CompactRevision, 1)}
+	if _, err := w.bucket(keyPath); err != nil {
+		return nil, err
+	}
+	kb := res.Bucket("key")
+	reachedBC := BucketCount{Bucket: []string{"key"}}
+	if kb == nil {
+		reachedBC.Missing = true
+	} else {
+		reachedBC.Damaged = kb.Damaged
+	}
+	var held []carved
+	ci := 0
+	takeCarved := func(c carved) error {
+		ks.observe(c.etcdKey, c.rev, true, c.page)
+		ks.dense(c.rev.Main)
+		if c.rev.Main < ks.compact {
+			held = append(held, c)
+			return nil
+		}
+		rep.Records.Carved++
+		reachedBC.Carved++
+		rep.Records.Written++
+		return w.put(keyPath, c.revKey, c.value, 1.0)
+	}
+	if kb != nil {
+		err := res.ForEach(kb, func(k, v []byte) error {
+			for ci < len(cr.recs) && bytes.Compare(cr.recs[ci].revKey, k) < 0 {
+				if err := takeCarved(cr.recs[ci]); err != nil {
+					return err
+				}
+				ci++
+			}
+			if ci < len(cr.recs) && bytes.Equal(cr.recs[ci].revKey, k) {
+				c := cr.recs[ci]
+				if bytes.Equal(c.value, v) {
+					rep.Records.Duplicates++
+				} else {
+					rev, _ := pagewalk.ParseRevision(k)
+					rep.Conflicts = append(rep.Conflicts, Conflict{Revision: rev, Pages: []uint64{c.page}, KeptFrom: "reached",
+						Different: "a carved copy differs from the reached record; kept the reached one"})
+				}
+				ci++
+			}
+			rep.Records.Reached++
+			reachedBC.Reached++
+			rep.Records.Written++
+			if rev, ok := pagewalk.ParseRevision(k); ok {
+				if kv, err := decodeRecord(rev, v); err == nil {
+					ks.observe(kv.Key, rev, false, 0)
+				}
+				ks.dense(rev.Main)
+			}
+			return w.put(keyPath, bytes.Clone(k), bytes.Clone(v), 1.0)
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	for ; ci < len(cr.recs); ci++ {
+		if err := takeCarved(cr.recs[ci]); err != nil {
+			return nil, err
+		}
+	}
+	// Judge the held-back records now that every record has been seen.
+	// Compaction at C keeps, per key, only the newest record at or below C,
+	// and drops it too when it is a tombstone.
+	for _, c := range held {
+		s := ks.keys[string(c.etcdKey)]
+		switch {
+		case c.rev.Tombstone || revLess(c.rev, s.maxLE):
+			rep.Records.Compacted++
+			reachedBC.LeftOut++
+			continue
+		case s.hasAbove:
+			// The newest record at or below C of a key that lives on:
+			// what compaction keeps.
+		default:
+			rep.Records.Uncertain++
+			u := UncertainRecord{Revision: c.rev, Key: string(c.etcdKey), Page: c.page, Kept: opts.Aggressive,
+				Reason: fmt.Sprintf("carved below the compaction revision %d and no newer record of its key survives: it may have been deleted and compacted", ks.compact)}
+			if len(rep.Uncertain) < opts.MaxListed {
+				rep.Uncertain = append(rep.Uncertain, u)
+			}
+			if !opts.Aggressive {
+				s.uncertain = true
+				reachedBC.LeftOut++
+				continue
+			}
+		}
+		rep.Records.Carved++
+		reachedBC.Carved++
+		rep.Records.Written++
+		if err := w.put(keyPath, c.revKey, c.value, 1.0); err != nil {
+			return nil, err
+		}
+	}
+	reachedBC.Written = rep.Records.Written
+	rep.Buckets = append([]BucketCount{reachedBC}, rep.Buckets...)
+	rep.FirstRevision, rep.LastRevision = ks.first, ks.last
+	return ks, w.commit()
+}
+
+// lostRanges names every main-revision range that may hold lost records.
+func lostRanges(res *pagewalk.Result, ks *keySpace, rep *Report) {
+	type lr struct {
+		r      [2]int64
+		reason string
+	}
+	var out []lr
+	for _, g := range ks.gaps {
+		out = append(out, lr{g, "main revisions missing above the compaction point (every write takes the next one)"})
+	}
+	C := ks.compact
+	openTop := false
+	damaged := func(from, to int64, what string) {
+		if from <= C && C > 0 {
+			hi := C
+			if to != 0 && to < C {
+				hi = to
+			}
+			out = append(out, lr{[2]int64{max(from, 1), hi}, what + " below the compaction point: records there cannot be proven complete"})
+		}
+		if to == 0 {
+			openTop = true
+		}
+	}
+	kb := res.Bucket("key")
+	if kb == nil {
+		damaged(1, 0, "the key bucket was not reached, every record was carved:")
+	}
+	for _, f := range res.Report.Findings {
+		if f.Lost == nil || f.Lost.Revisions == nil {
+			continue
+		}
+		where := string(f.Kind)
+		if f.Page != nil {
+			where = fmt.Sprintf("%s at page %d", f.Kind, *f.Page)
+		}
+		damaged(f.Lost.Revisions.From, f.Lost.Revisions.To, where+":")
+	}
+	if openTop {
+		out = append(out, lr{[2]int64{ks.last + 1, 0}, "a damaged page held the newest records: revisions after the newest surviving one may be lost (the WAL can tell: boltfix repair)"})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].r[0] < out[j].r[0] })
+	// Merge overlapping ranges, keeping the first reason.
+	for _, x := range out {
+		n := len(rep.LostRevisions)
+		if n > 0 {
+			last := &rep.LostRevisions[n-1]
+			if last[1] == 0 || x.r[0] <= last[1]+1 {
+				if last[1] != 0 && (x.r[1] == 0 || x.r[1] > last[1]) {
+					last[1] = x.r[1]
+				}
+				continue
+			}
+		}
+		rep.LostRevisions = append(rep.LostRevisions, x.r)
+		rep.LostReasons = append(rep.LostReasons, x.reason)
+	}
+}

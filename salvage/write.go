@@ -1,0 +1,132 @@
+package salvage
+
+import (
+	"fmt"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// txBytes bounds the data written per bbolt transaction: large enough that
+// commits are few, small enough that dirty nodes stay well under the
+// memory budget.
+const txBytes = 32 << 20
+
+// dbWriter writes the new file with bbolt, in large transactions, with no
+// fsync until the end (publish does the one fsync).
+type dbWriter struct {
+	db      *bolt.DB
+	tx      *bolt.Tx
+	pending int
+}
+
+func newDBWriter(path string) (*dbWriter, error) {
+	db, err := bolt.Open(path, 0600, &bolt.Options{
+		Timeout:        time.Second,
+		NoFreelistSync: true, // as etcd opens it
+		FreelistType:   bolt.FreelistMapType,
+		NoGrowSync:     true,
+	})
+	if err != nil {
+		return nil, err
+	}
+	db.NoSync = true
+	return &dbWriter{db: db}, nil
+}
+
+func (w *dbWriter) begin() error {
+	if w.tx != nil {
+		return nil
+	}
+	tx, err := w.db.Begin(true)
+	if err != nil {
+		return err
+	}
+	w.tx, w.pending = tx, 0
+	return nil
+}
+
+// bucket returns (creating) the bucket at path in the open transaction.
+// Sequential revision keys fill pages completely.
+func (w *dbWriter) bucket(path [][]byte) (*bolt.Bucket, error) {
+	if err := w.begin(); err != nil {
+		return nil, err
+	}
+	if len(path) == 0 {
+		return nil, fmt.Errorf("empty bucket path")
+	}
+	b, err := w.tx.CreateBucketIfNotExists(path[0])
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range path[1:] {
+		if b, err = b.CreateBucketIfNotExists(p); err != nil {
+			return nil, err
+		}
+	}
+	return b, nil
+}
+
+// put stores k=v in the bucket at path, committing when the transaction
+// holds enough data. bbolt keeps k and v until commit: callers pass
+// copies they do not reuse.
+func (w *dbWriter) put(path [][]byte, k, v []byte, fill float64) error {
+	b, err := w.bucket(path)
+	if err != nil {
+		return err
+	}
+	b.FillPercent = fill
+	if err := b.Put(k, v); err != nil {
+		return err
+	}
+	w.pending += len(k) + len(v)
+	if w.pending >= txBytes {
+		return w.commit()
+	}
+	return nil
+}
+
+func (w *dbWriter) commit() error {
+	if w.tx == nil {
+		return nil
+	}
+	err := w.tx.Commit()
+	w.tx = nil
+	return err
+}
+
+// close commits, syncs once and closes.
+func (w *dbWriter) close() error {
+	err := w.commit()
+	if err == nil {
+		err = w.db.Sync()
+	}
+	if cerr := w.db.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+func (w *dbWriter) abort() {
+	if w.tx != nil {
+		_ = w.tx.Rollback()
+		w.tx = nil
+	}
+	_ = w.db.Close()
+}
+
+// verify opens the written file with bbolt and runs its own consistency
+// check: the output must be a healthy file.
+func verify(path string) error {
+	db, err := bolt.Open(path, 0400, &bolt.Options{ReadOnly: true, Timeout: time.Second})
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	return db.View(func(tx *bolt.Tx) error {
+		for err := range tx.Check() {
+			return err
+		}
+		return nil
+	})
+}

@@ -121,7 +121,7 @@ func (c *census) run(counter Counter) error {
 	ps := f.PageSize
 	npages := f.PageCount()
 	c.sums = make([]pageSum, npages)
-	chunkPages := max(1, chunkBytes/ps)
+	chunkPages := max(1, min(chunkBytes/ps, int(npages))) // no 4 MiB buffer for a small file
 	buf := make([]byte, chunkPages*ps)
 	var scratch []byte
 	for start := uint64(0); start < npages; start += uint64(chunkPages) {

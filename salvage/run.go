@@ -364,6 +364,7 @@ func lostRanges(res *pagewalk.Result, ks *keySpace, rep *Report) {
 	}
 	C := ks.compact
 	openTop := false
+	topReason := "a damaged page held the newest records: revisions after the newest surviving one may be lost (the WAL can tell: boltfix repair)"
 	damaged := func(from, to int64, what string) {
 		if from <= C && C > 0 {
 			hi := C
@@ -375,6 +376,10 @@ func lostRanges(res *pagewalk.Result, ks *keySpace, rep *Report) {
 		if to == 0 {
 			openTop = true
 		}
+	}
+	if why := olderTree(res.Report); why != "" {
+		openTop = true
+		topReason = why
 	}
 	kb := res.Bucket("key")
 	if kb == nil {
@@ -391,7 +396,7 @@ func lostRanges(res *pagewalk.Result, ks *keySpace, rep *Report) {
 		damaged(f.Lost.Revisions.From, f.Lost.Revisions.To, where+":")
 	}
 	if openTop {
-		out = append(out, lr{[2]int64{ks.last + 1, 0}, "a damaged page held the newest records: revisions after the newest surviving one may be lost (the WAL can tell: boltfix repair)"})
+		out = append(out, lr{[2]int64{ks.last + 1, 0}, topReason})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].r[0] < out[j].r[0] })
 	// Merge overlapping ranges, keeping the first reason.
@@ -409,4 +414,22 @@ func lostRanges(res *pagewalk.Result, ks *keySpace, rep *Report) {
 		rep.LostRevisions = append(rep.LostRevisions, x.r)
 		rep.LostReasons = append(rep.LostReasons, x.reason)
 	}
+}
+
+// olderTree says why the walked tree may predate the last commit: it is not
+// the newest valid meta's, or the other meta is unreadable (and may have
+// been newer), or no meta was usable. Records committed after it are then
+// found only by carving, and the newest of them may be gone.
+func olderTree(r *pagewalk.Report) string {
+	if r.Chosen < 0 {
+		return "no usable meta page: the tree walked may not be the last committed one, so revisions after the newest surviving one may be lost"
+	}
+	chosen, other := r.Metas[r.Chosen], r.Metas[1-r.Chosen]
+	switch {
+	case !other.Valid:
+		return fmt.Sprintf("meta %d is invalid and may have been the newer commit: revisions after the newest surviving one may be lost", other.Page)
+	case other.Meta.Txid > chosen.Meta.Txid:
+		return fmt.Sprintf("the newest meta (%d, txid %d) could not be walked: revisions after the newest surviving one may be lost", other.Page, other.Meta.Txid)
+	}
+	return ""
 }

@@ -1,0 +1,266 @@
+package salvage
+
+import (
+	"bytes"
+	"fmt"
+	"path/filepath"
+	"testing"
+
+	"github.com/boltfix/boltfix/fixtures"
+	"github.com/boltfix/boltfix/pagewalk"
+	bolt "go.etcd.io/bbolt"
+	"go.etcd.io/etcd/api/v3/mvccpb"
+	"google.golang.org/protobuf/proto"
+)
+
+// salvaged is what a salvaged db holds in its key bucket.
+type salvaged struct {
+	records map[pagewalk.Revision][]byte // revision -> etcd key
+	latest  map[string]fixtures.KV       // live keys as etcd would serve them
+}
+
+// readSalvaged reads the output with bbolt (it must be healthy) and
+// rebuilds the state etcd would serve: the newest record of each key.
+func readSalvaged(t *testing.T, path string) salvaged {
+	t.Helper()
+	db, err := bolt.Open(path, 0400, &bolt.Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	s := salvaged{records: map[pagewalk.Revision][]byte{}, latest: map[string]fixtures.KV{}}
+	newest := map[string]pagewalk.Revision{}
+	err = db.View(func(tx *bolt.Tx) error {
+		for err := range tx.Check() {
+			return fmt.Errorf("bbolt check: %w", err)
+		}
+		return tx.Bucket([]byte("key")).ForEach(func(k, v []byte) error {
+			rev, ok := pagewalk.ParseRevision(k)
+			if !ok {
+				return fmt.Errorf("non-revision key %x", k)
+			}
+			var kv mvccpb.KeyValue
+			if err := proto.Unmarshal(v, &kv); err != nil {
+				return err
+			}
+			s.records[rev] = kv.Key
+			key := string(kv.Key)
+			newest[key] = rev
+			if rev.Tombstone {
+				delete(s.latest, key)
+			} else {
+				s.latest[key] = fixtures.KV{Value: kv.Value, CreateRevision: kv.CreateRevision, ModRevision: kv.ModRevision, Version: kv.Version, Lease: kv.Lease}
+			}
+			return nil
+		})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func inLost(rep *Report, rev int64) bool {
+	for _, r := range rep.LostRevisions {
+		if rev >= r[0] && (r[1] == 0 || rev <= r[1]) {
+			return true
+		}
+	}
+	return false
+}
+
+// judge checks a salvage against the truth: nothing outside the history,
+// no silent loss, and (when wantAll) every key back exactly.
+func judge(t *testing.T, truth *fixtures.Truth, rep *Report, s salvaged, wantAll bool) {
+	judgeOpts(t, truth, rep, s, wantAll, false)
+}
+
+// judgeOpts: valueFlips tolerates records whose bytes were changed in place
+// but still decode (flipped bits in a value): only the WAL can show those.
+func judgeOpts(t *testing.T, truth *fixtures.Truth, rep *Report, s salvaged, wantAll, valueFlips bool) {
+	t.Helper()
+	// Conservative mode brings back no record that compaction deleted:
+	// below the compaction, only each key's newest record (not a
+	// tombstone) may be there.
+	if !rep.Aggressive && truth.CompactRev > 0 {
+		kept := map[string]int64{}
+		for main, chs := range truth.Revisions {
+			if main > truth.CompactRev {
+				continue
+			}
+			for _, ch := range chs {
+				if main > kept[ch.Key] {
+					kept[ch.Key] = main
+				}
+				if ch.Delete && main == kept[ch.Key] {
+					kept[ch.Key] = -main
+				}
+			}
+		}
+		for rev, key := range s.records {
+			if rev.Main < truth.CompactRev && kept[string(key)] != rev.Main && !valueFlips {
+				t.Errorf("compacted record %s of %q came back", rev, key)
+			}
+		}
+	}
+	// Nothing that was not in the original history appears.
+	for rev, key := range s.records {
+		if valueFlips {
+			break
+		}
+		found := false
+		for _, ch := range truth.Revisions[rev.Main] {
+			if ch.Key == string(key) && ch.Delete == rev.Tombstone {
+				found = true
+			}
+		}
+		if !found {
+			t.Errorf("record %s for %q is not in the history", rev, key)
+		}
+	}
+	d := fixtures.Compare(truth, s.latest)
+	trueRev := func(k string) int64 {
+		if kv, ok := truth.Final[k]; ok {
+			return kv.ModRevision
+		}
+		return truth.Deleted[k]
+	}
+	silent := 0
+	groups := [][]string{d.Stale, d.Missing, d.Resurrected, d.Wrong}
+	if valueFlips {
+		groups = groups[:3]
+	}
+	for _, group := range groups {
+		for _, k := range group {
+			if !inLost(rep, trueRev(k)) {
+				if silent++; silent > 3 {
+					continue
+				}
+				t.Errorf("silent loss: %q (true revision %d) is not inside a reported lost range (%d ranges, reasons %v)", k, trueRev(k), len(rep.LostRevisions), rep.LostReasons[:min(3, len(rep.LostReasons))])
+			}
+		}
+	}
+	if silent > 3 {
+		t.Errorf("... %d silent losses in all", silent)
+	}
+	if len(d.Extra) > 0 && !valueFlips {
+		t.Errorf("keys that never existed: %v", d.Extra)
+	}
+	if wantAll && !d.OK() {
+		t.Errorf("want every key back exactly: %s", d)
+	}
+	t.Logf("diff: %s; lost %v; records %+v", d, rep.LostRevisions, rep.Records)
+}
+
+// recordsOnUndamagedLeaves lists the key-bucket records on leaves of the
+// healthy db that the damage did not touch: all must come back.
+func recordsOnUndamagedLeaves(t *testing.T, db string) map[uint64][][]byte {
+	t.Helper()
+	f, err := pagewalk.Open(db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	res, err := f.Scan(pagewalk.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[uint64][][]byte{}
+	kb := res.Bucket("key")
+	for _, pg := range kb.Leaves {
+		n, err := f.ReadNode(pg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := 0; i < int(n.Count); i++ {
+			e, fe := n.Leaf(i)
+			if fe == nil {
+				out[pg] = append(out[pg], bytes.Clone(e.Key))
+			}
+		}
+	}
+	return out
+}
+
+func TestSalvageDamageClasses(t *testing.T) {
+	cases := []struct {
+		name    string
+		damage  func(db string) (fixtures.Damage, error)
+		wantAll bool // the pages are still on disk: every key must come back
+		flips   bool // values changed in place: only the WAL can tell
+	}{
+		{"half-zeroed-root-branch", func(db string) (fixtures.Damage, error) { return fixtures.HalfZeroBranch(db, "key", 0) }, true, false},
+		{"half-zeroed-inner-branch", func(db string) (fixtures.Damage, error) { return fixtures.HalfZeroBranch(db, "key", 1) }, true, false},
+		{"both-metas-bad", fixtures.BothMetasBad, true, false},
+		{"newest-meta-torn", fixtures.NewestMetaTorn, true, false},
+		{"garbage-leaves", func(db string) (fixtures.Damage, error) { return fixtures.GarbageLeaves(db, 3, 7) }, false, false},
+		{"truncated", func(db string) (fixtures.Damage, error) { return fixtures.Truncate(db, 0.7) }, false, false},
+		{"bit-flips", func(db string) (fixtures.Damage, error) { return fixtures.BitFlips(db, 40, 11) }, false, true},
+		{"cycle", fixtures.CycleBranch, false, false},
+		{"past-eof", fixtures.PastEOF, false, false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			dir, truth := fixtures.Cached(t, "default", fixtures.DefaultWorkload())
+			db := fixtures.DBPath(dir)
+			before := recordsOnUndamagedLeaves(t, db)
+			dmg, err := tc.damage(db)
+			if err != nil {
+				t.Fatal(err)
+			}
+			out := filepath.Join(t.TempDir(), "new.db")
+			rep, err := Run(db, out, Options{})
+			if err != nil {
+				t.Fatalf("%s: %v", dmg, err)
+			}
+			if !rep.Verified {
+				t.Fatal("output not verified")
+			}
+			s := readSalvaged(t, out)
+			judgeOpts(t, truth, rep, s, tc.wantAll, tc.flips)
+			damaged := map[uint64]bool{}
+			for _, p := range dmg.Pages {
+				damaged[p] = true
+			}
+			have := map[string]bool{}
+			for rev := range s.records {
+				have[string(pagewalk.RevisionKey(rev))] = true
+			}
+			for pg, keys := range before {
+				if damaged[pg] {
+					continue
+				}
+				for _, k := range keys {
+					rev, _ := pagewalk.ParseRevision(k)
+					if !have[string(k)] && !(rev.Main < truth.CompactRev && rep.Records.Uncertain > 0) {
+						t.Errorf("record %x on undamaged page %d was not recovered", k, pg)
+					}
+				}
+			}
+		})
+	}
+}
+
+func TestSalvageHealthyIsComplete(t *testing.T) {
+	dir, truth := fixtures.Cached(t, "default", fixtures.DefaultWorkload())
+	out := filepath.Join(t.TempDir(), "new.db")
+	rep, err := Run(fixtures.DBPath(dir), out, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !rep.Complete || len(rep.LostRevisions) != 0 {
+		t.Fatalf("healthy db: complete=%v lost=%v reasons=%v", rep.Complete, rep.LostRevisions, rep.LostReasons)
+	}
+	judge(t, truth, rep, readSalvaged(t, out), true)
+}
+
+func TestSalvageRefusesToHarmInput(t *testing.T) {
+	dir, _ := fixtures.Cached(t, "default", fixtures.DefaultWorkload())
+	db := fixtures.DBPath(dir)
+	if _, err := Run(db, db, Options{Force: true}); err != ErrOutputIsInput {
+		t.Fatalf("output == input: got %v", err)
+	}
+	if _, err := Run(db, filepath.Join(dir, "member", "snap", "..", "snap", "db"), Options{Force: true}); err != ErrOutputIsInput {
+		t.Fatalf("output == input via another path: got %v", err)
+	}
+}

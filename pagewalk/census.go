@@ -195,7 +195,7 @@ func (c *census) summarizeBranch(s *pageSum, n *Node) {
 	if n.Count == 0 {
 		c.problem(n.Pgid, localProblem{kind: KindEmptyBranch, elem: -1, off: n.Offset + 10, msg: "branch page with no elements"})
 	}
-	for i := 0; i < int(n.Count); i++ {
+	for i := 0; i < int(n.Count) && PageHeaderSize+i*BranchElementSize <= len(n.Data); i++ { // one error element for the rest, not Count of them
 		at := PageHeaderSize + i*BranchElementSize
 		if at+BranchElementSize > len(n.Data) {
 			// Elements that do not fit are lost; the walk reports them.

@@ -54,6 +54,9 @@ type Config struct {
 	// Nested adds a non-etcd bucket holding nested buckets (one inline, one
 	// with its own pages): etcd never nests buckets, bbolt does.
 	Nested bool
+	// FreelistSync writes a freelist page (bbolt's default); etcd never
+	// does (NoFreelistSync).
+	FreelistSync bool
 	// Keep the file's tail as bbolt grew it (zeros past the high-water mark).
 	// When false, the file is cut at the high-water mark, which keeps fuzz
 	// seeds small.
@@ -137,7 +140,7 @@ func Generate(path string, cfg Config) (Stats, error) {
 		return st, fmt.Errorf("%s exists", path)
 	}
 	db, err := bolt.Open(path, 0600, &bolt.Options{
-		PageSize: cfg.PageSize, NoFreelistSync: true, FreelistType: bolt.FreelistMapType,
+		PageSize: cfg.PageSize, NoFreelistSync: !cfg.FreelistSync, FreelistType: bolt.FreelistMapType,
 		NoSync: true, NoGrowSync: true,
 	})
 	if err != nil {

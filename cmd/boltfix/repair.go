@@ -1,0 +1,239 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+
+	"github.com/boltfix/boltfix/repair"
+	"github.com/spf13/cobra"
+)
+
+type repairOptions struct {
+	out, name, initialCluster, token string
+	peerURLs                         []string
+	bump                             uint64
+	markCompacted                    bool
+	json, aggressive, force, noStart bool
+}
+
+func (o *repairOptions) AddFlags(cmd *cobra.Command) {
+	f := cmd.Flags()
+	f.StringVar(&o.out, "out", "", "new data dir to write (required; never inside the input)")
+	f.BoolVar(&o.json, "json", false, "print the report as one JSON document (schema "+repair.ReportSchema+")")
+	f.BoolVar(&o.aggressive, "aggressive", false, "keep carved records that may be compaction garbage (flagged)")
+	f.BoolVar(&o.force, "force", false, "replace --out if it exists")
+	f.StringVar(&o.name, "name", "", "member name (default: the original member's)")
+	f.StringVar(&o.initialCluster, "initial-cluster", "", "name=peerURL of the new single-member cluster (default: the original)")
+	f.StringSliceVar(&o.peerURLs, "initial-advertise-peer-urls", nil, "peer URLs of the member (default: the original)")
+	f.StringVar(&o.token, "initial-cluster-token", "", "initial cluster token (default etcd-cluster)")
+	f.Uint64Var(&o.bump, "bump-revision", 0, "raise the revision by this much (default: 1000000 when revisions may have gone backwards)")
+	f.BoolVar(&o.markCompacted, "mark-compacted", false, "mark the bumped revision compacted so watchers relist (default: with an automatic bump)")
+	f.BoolVar(&o.noStart, "skip-start-check", false, "do not start etcd on a copy of the result to check it")
+	_ = cmd.MarkFlagRequired("out")
+	_ = cmd.MarkFlagDirname("out")
+}
+
+func init() {
+	register(newRepairCommand)
+	register(newStartCheckCommand)
+}
+
+func newRepairCommand() *cobra.Command {
+	var o repairOptions
+	cmd := &cobra.Command{
+		Use:   "repair DATA_DIR --out NEW_DIR",
+		Short: "Rebuild a member dir etcd starts from: salvage the db, replay the WAL",
+		Long: `repair salvages DATA_DIR/member/snap/db (or starts from nothing when it is
+missing), reads DATA_DIR/member/wal, replays the committed entries the salvaged
+state lacks with etcd's own apply code, cross-checks what the replay regenerates
+against the records carved from the db, and writes NEW_DIR/member/{snap,wal}
+with etcdutl's snapshot restore. It checks its own output (bbolt check, the
+consistent_index against the new WAL, a start of etcd on a copy) before it
+reports success. DATA_DIR is never modified.
+
+By default the new dir is a drop-in for the original: same member name and
+peer URLs, single-member cluster. When revisions may have gone backwards it
+bumps the revision and marks it compacted, so Kubernetes watch caches relist.
+
+EXIT STATUS
+  0  complete: nothing lost
+  1  partial: the report names the lost revision ranges
+  2  could not run`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return repairFunc(cmd, args[0], o)
+		},
+	}
+	o.AddFlags(cmd)
+	return cmd
+}
+
+func repairFunc(cmd *cobra.Command, dataDir string, o repairOptions) error {
+	stdout, stderr := cmd.OutOrStdout(), cmd.ErrOrStderr()
+	if st, err := os.Stat(dataDir); err != nil || !st.IsDir() {
+		return cantRun(fmt.Errorf("%s is not a data dir", dataDir))
+	}
+	opts := repair.Options{Out: o.out, Force: o.force, Aggressive: o.aggressive, Name: o.name,
+		InitialCluster: o.initialCluster, InitialAdvertisePeerURLs: o.peerURLs, InitialClusterToken: o.token,
+		SkipStartCheck: o.noStart, StartCheck: childStartCheck}
+	if cmd.Flags().Changed("bump-revision") {
+		opts.BumpRevision = &o.bump
+	}
+	if cmd.Flags().Changed("mark-compacted") {
+		opts.MarkCompacted = &o.markCompacted
+	}
+	bar := newProgress(stderr, 0, "repairing")
+	opts.Progress = bar
+	rep, err := repair.Run(dataDir, opts)
+	bar.Done()
+	if err != nil {
+		return cantRun(err)
+	}
+	if o.json {
+		if err := writeJSON(stdout, rep); err != nil {
+			return cantRun(err)
+		}
+	} else {
+		printRepair(stdout, rep)
+	}
+	if !rep.Complete {
+		return damaged()
+	}
+	return nil
+}
+
+// childStartCheck runs the etcd start check in a child boltfix process: an
+// etcd that panics in one of its goroutines takes only the child down.
+func childStartCheck(dir string) (int, int64, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return repair.StartCheck(dir)
+	}
+	out, err := exec.Command(exe, "internal-start-check", dir).Output()
+	if err != nil {
+		msg := err.Error()
+		if ee, ok := err.(*exec.ExitError); ok {
+			msg = lastLines(string(ee.Stderr), 5)
+		}
+		return 0, 0, fmt.Errorf("%s", msg)
+	}
+	var r struct {
+		Keys int   `json:"keys"`
+		Rev  int64 `json:"revision"`
+	}
+	if err := json.Unmarshal(out, &r); err != nil {
+		return 0, 0, err
+	}
+	return r.Keys, r.Rev, nil
+}
+
+func lastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+func newStartCheckCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:    "internal-start-check DATA_DIR",
+		Hidden: true,
+		Args:   cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			keys, rev, err := repair.StartCheck(args[0])
+			if err != nil {
+				return cantRun(err)
+			}
+			return writeJSON(cmd.OutOrStdout(), map[string]any{"keys": keys, "revision": rev})
+		},
+	}
+}
+
+func printRepair(w io.Writer, r *repair.Report) {
+	fmt.Fprintf(w, "boltfix repair %s -> %s\n", r.Input, r.Output)
+	section(w, "sources")
+	rows := [][]string{}
+	if r.DB.Present {
+		rows = append(rows, []string{"db", fmt.Sprintf("%d scan findings; %s", r.DB.Findings, r.DB.Strategy)})
+	} else {
+		rows = append(rows, []string{"db", r.DB.Strategy})
+	}
+	if r.WAL.Present {
+		state := "clean"
+		if !r.WAL.Clean {
+			state = fmt.Sprintf("%d damage stops (boltfix wal verify shows where)", len(r.WAL.Stops))
+		}
+		rows = append(rows, []string{"wal", fmt.Sprintf("entries %d..%d, commit %d, %s", r.WAL.FirstIndex, r.WAL.LastIndex, r.WAL.Commit, state)})
+	} else {
+		rows = append(rows, []string{"wal", "none"})
+	}
+	if r.Replay != nil {
+		rows = append(rows, []string{"replay", fmt.Sprintf("index %d -> %d, revision %d -> %d, %d rejected as etcd did, %d errors",
+			r.Replay.ConsistentIndexBefore, r.Replay.ConsistentIndex, r.Replay.RevisionBefore, r.Replay.Revision, len(r.Replay.Rejected), len(r.Replay.Errors))})
+	}
+	rows = append(rows, []string{"version", r.Version})
+	table(w, []string{"SOURCE", "WHAT"}, rows)
+
+	section(w, "records")
+	c := r.Counts
+	table(w, []string{"REACHED", "CARVED", "REPLAYED", "REGENERATED (cross-checked)", "IN NEW DB"}, [][]string{{
+		strconv.Itoa(c.Reached), strconv.Itoa(c.Carved), strconv.Itoa(c.Replayed), strconv.Itoa(c.Regenerated), strconv.Itoa(c.Final)}})
+	if len(r.Disagreements) > 0 {
+		fmt.Fprintf(w, "%d revisions differ between the db and the WAL (the WAL's version was kept): %s\n", len(r.Disagreements), strings.Join(r.Disagreements[:min(10, len(r.Disagreements))], ", "))
+	}
+
+	section(w, fmt.Sprintf("lost revisions (%d ranges)", len(r.LostRevisions)))
+	if len(r.LostRevisions) == 0 {
+		fmt.Fprintln(w, "none")
+	} else {
+		rows = nil
+		for i, lr := range r.LostRevisions {
+			to := "unknown"
+			if lr[1] != 0 {
+				to = strconv.FormatInt(lr[1], 10)
+			}
+			rows = append(rows, []string{strconv.FormatInt(lr[0], 10), to, clip(r.LostReasons[i], 100)})
+		}
+		table(w, []string{"FROM", "TO", "WHY"}, rows)
+		fmt.Fprintf(w, "%d keys may be stale or deleted (see --json possibly_stale)\n", r.PossiblyStaleCount)
+	}
+
+	section(w, "checks")
+	etcd := "skipped"
+	if r.Checks.EtcdStarted {
+		etcd = fmt.Sprintf("started and served %d keys at revision %d", r.Checks.EtcdKeys, r.Checks.EtcdRevision)
+	}
+	table(w, []string{"CHECK", "RESULT"}, [][]string{
+		{"bbolt check of the new db", okString(r.Checks.BboltCheck)},
+		{"consistent_index <= new WAL commit", okString(r.Checks.IndexWithinWAL)},
+		{"etcd start on a copy", etcd},
+		{"member", fmt.Sprintf("%s %s (from %s)", r.Member.Name, strings.Join(r.Member.PeerURLs, ","), r.Member.From)},
+		{"revision bump", fmt.Sprintf("%d, mark compacted %v", r.RevisionBump, r.MarkCompacted)},
+	})
+	if r.BumpReason != "" {
+		fmt.Fprintln(w, r.BumpReason)
+	}
+	section(w, "result")
+	if r.Complete {
+		fmt.Fprintln(w, "COMPLETE: every revision is accounted for.")
+	} else {
+		fmt.Fprintln(w, "PARTIAL: the lost revisions above could not be recovered.")
+	}
+	section(w, "next steps")
+	for i, n := range r.Next {
+		fmt.Fprintf(w, "  %d. %s\n", i+1, n)
+	}
+}
+
+func okString(b bool) string {
+	if b {
+		return "ok"
+	}
+	return "FAILED"
+}

@@ -1,0 +1,126 @@
+package repair
+
+import (
+	"path/filepath"
+	"testing"
+
+	"github.com/boltfix/boltfix/fixtures"
+)
+
+func inLost(rep *Report, rev int64) bool {
+	for _, r := range rep.LostRevisions {
+		if rev >= r[0] && (r[1] == 0 || rev <= r[1]) {
+			return true
+		}
+	}
+	return false
+}
+
+// judge starts etcd on the repaired dir, reads every key and compares with
+// the truth: exact when the WAL covers the damage, and otherwise no key
+// stale, missing or resurrected outside a reported lost range.
+func judge(t *testing.T, truth *fixtures.Truth, rep *Report, wantExact bool) {
+	t.Helper()
+	got, _, err := fixtures.ReadAll(rep.Output)
+	if err != nil {
+		t.Fatalf("etcd on the repaired dir: %v", err)
+	}
+	d := fixtures.Compare(truth, got)
+	trueRev := func(k string) int64 {
+		if kv, ok := truth.Final[k]; ok {
+			return kv.ModRevision
+		}
+		return truth.Deleted[k]
+	}
+	silent := 0
+	for _, group := range [][]string{d.Stale, d.Missing, d.Resurrected, d.Wrong} {
+		for _, k := range group {
+			if !inLost(rep, trueRev(k)) {
+				if silent++; silent <= 3 {
+					t.Errorf("silent loss: %q (true revision %d) outside the lost ranges %v", k, trueRev(k), rep.LostRevisions)
+				}
+			}
+		}
+	}
+	if silent > 3 {
+		t.Errorf("... %d silent losses in all", silent)
+	}
+	if len(d.Extra) > 0 {
+		t.Errorf("keys that never existed: %v", d.Extra)
+	}
+	if wantExact {
+		if !d.OK() {
+			t.Errorf("want every key exact: %s", d)
+		}
+		if !rep.Complete {
+			t.Errorf("want complete, lost %v: %v", rep.LostRevisions, rep.LostReasons)
+		}
+	}
+	if !rep.Checks.BboltCheck || !rep.Checks.IndexWithinWAL || !rep.Checks.EtcdStarted {
+		t.Errorf("self-checks: %+v", rep.Checks)
+	}
+	if rep.Checks.EtcdKeys != len(got) {
+		t.Errorf("start check counted %d keys, etcd serves %d", rep.Checks.EtcdKeys, len(got))
+	}
+	t.Logf("%s: %s | lost %v | counts %+v | strategy: %s", rep.Output, d, rep.LostRevisions, rep.Counts, rep.DB.Strategy)
+}
+
+type damageFn func(dir string, truth *fixtures.Truth) (fixtures.Damage, error)
+
+func onDB(f func(db string) (fixtures.Damage, error)) damageFn {
+	return func(dir string, _ *fixtures.Truth) (fixtures.Damage, error) { return f(fixtures.DBPath(dir)) }
+}
+
+func TestRepairDamageClasses(t *testing.T) {
+	cases := []struct {
+		name      string
+		workload  string
+		damage    damageFn
+		wantExact bool
+	}{
+		{"healthy", "default", func(string, *fixtures.Truth) (fixtures.Damage, error) { return fixtures.Damage{}, nil }, true},
+		{"half-zeroed-branch", "default", onDB(func(db string) (fixtures.Damage, error) { return fixtures.HalfZeroBranch(db, "key", 0) }), true},
+		{"both-metas-bad", "default", onDB(fixtures.BothMetasBad), true},
+		{"newest-meta-torn", "default", onDB(fixtures.NewestMetaTorn), true},
+		{"garbage-leaves", "default", onDB(func(db string) (fixtures.Damage, error) { return fixtures.GarbageLeaves(db, 3, 7) }), true},
+		{"truncated", "default", onDB(func(db string) (fixtures.Damage, error) { return fixtures.Truncate(db, 0.6) }), true},
+		{"bit-flips", "default", onDB(func(db string) (fixtures.Damage, error) { return fixtures.BitFlips(db, 40, 11) }), true},
+		{"missing-db", "default", func(dir string, _ *fixtures.Truth) (fixtures.Damage, error) { return fixtures.RemoveDB(dir) }, true},
+		{"torn-wal-tail", "default", func(dir string, _ *fixtures.Truth) (fixtures.Damage, error) { return fixtures.TornWALTail(dir) }, true},
+		{"wal-overwrite", "default", func(dir string, _ *fixtures.Truth) (fixtures.Damage, error) { return fixtures.WALOverwrite(dir, 3) }, true},
+		{"older-db", "older", func(dir string, tr *fixtures.Truth) (fixtures.Damage, error) { return fixtures.OlderDB(dir, tr.OlderDB) }, true},
+		{"purged-wal-half-zeroed", "purged", onDB(func(db string) (fixtures.Damage, error) { return fixtures.HalfZeroBranch(db, "key", 0) }), false},
+		{"purged-wal-garbage-leaves", "purged", onDB(func(db string) (fixtures.Damage, error) { return fixtures.GarbageLeaves(db, 4, 3) }), false},
+		{"purged-wal-missing-db", "purged", func(dir string, _ *fixtures.Truth) (fixtures.Damage, error) { return fixtures.RemoveDB(dir) }, false},
+	}
+	workloads := map[string]fixtures.Workload{
+		"default": fixtures.DefaultWorkload(),
+		"older":   fixtures.OlderDBWorkload(),
+		"purged":  fixtures.PurgedWALWorkload(),
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			dir, truth := fixtures.Cached(t, tc.workload, workloads[tc.workload])
+			dmg, err := tc.damage(dir, truth)
+			if err != nil {
+				t.Fatal(err)
+			}
+			out := filepath.Join(t.TempDir(), "repaired")
+			rep, err := Run(dir, Options{Out: out})
+			if err != nil {
+				t.Fatalf("%s: %v", dmg, err)
+			}
+			judge(t, truth, rep, tc.wantExact)
+		})
+	}
+}
+
+func TestRepairRefusesToHarmInput(t *testing.T) {
+	dir, _ := fixtures.Cached(t, "default", fixtures.DefaultWorkload())
+	if _, err := Run(dir, Options{Out: dir}); err != ErrOutputInInput {
+		t.Fatalf("out == in: %v", err)
+	}
+	if _, err := Run(dir, Options{Out: filepath.Join(dir, "member", "x")}); err != ErrOutputInInput {
+		t.Fatalf("out inside in: %v", err)
+	}
+}

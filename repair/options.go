@@ -1,0 +1,67 @@
+package repair
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/boltfix/boltfix/pagewalk"
+	"go.uber.org/zap"
+)
+
+// Options configure a repair. The membership flags are etcdutl snapshot
+// restore's; by default the new dir is a drop-in for the original: same
+// member name and peer URLs, single-member cluster.
+type Options struct {
+	Out        string
+	Force      bool
+	Aggressive bool
+
+	Name                     string
+	InitialCluster           string // name=peerURL[,name=peerURL]; only this member's entry is used
+	InitialAdvertisePeerURLs []string
+	InitialClusterToken      string
+	// BumpRevision and MarkCompacted: nil means decide (bump and mark when
+	// revisions may have gone backwards).
+	BumpRevision  *uint64
+	MarkCompacted *bool
+
+	// StartCheck starts etcd on a copy of the output and counts its keys.
+	// nil uses the in-process check (StartCheck); the CLI runs it in a
+	// child process so a crash of etcd cannot take the report with it.
+	StartCheck func(dataDir string) (keys int, rev int64, err error)
+	// SkipStartCheck skips the etcd start (the report says so).
+	SkipStartCheck bool
+
+	Progress pagewalk.Counter
+	Logger   *zap.Logger
+}
+
+// peerURLs resolves the member's name and peer URLs from the flags.
+func (o *Options) member() (string, []string, error) {
+	name, urls := o.Name, o.InitialAdvertisePeerURLs
+	if o.InitialCluster == "" {
+		return name, urls, nil
+	}
+	var mine []string
+	for _, part := range strings.Split(o.InitialCluster, ",") {
+		n, u, ok := strings.Cut(strings.TrimSpace(part), "=")
+		if !ok {
+			return "", nil, fmt.Errorf("--initial-cluster: %q is not name=url", part)
+		}
+		if name == "" {
+			name = n
+		}
+		if n == name {
+			mine = append(mine, u)
+		}
+	}
+	if len(urls) == 0 {
+		urls = mine
+	}
+	return name, urls, nil
+}
+
+// defaultBump is the revision bump applied when revisions may have gone
+// backwards: larger than the revisions any lost range could have held in a
+// real cluster, as etcdutl's documentation advises.
+const defaultBump = 1_000_000

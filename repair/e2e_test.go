@@ -88,7 +88,9 @@ func TestRepairDamageClasses(t *testing.T) {
 		{"missing-db", "default", func(dir string, _ *fixtures.Truth) (fixtures.Damage, error) { return fixtures.RemoveDB(dir) }, true},
 		{"torn-wal-tail", "default", func(dir string, _ *fixtures.Truth) (fixtures.Damage, error) { return fixtures.TornWALTail(dir) }, true},
 		{"wal-overwrite", "default", func(dir string, _ *fixtures.Truth) (fixtures.Damage, error) { return fixtures.WALOverwrite(dir, 3) }, true},
-		{"older-db", "older", func(dir string, tr *fixtures.Truth) (fixtures.Damage, error) { return fixtures.OlderDB(dir, tr.OlderDB) }, true},
+		{"older-db", "older", func(dir string, tr *fixtures.Truth) (fixtures.Damage, error) {
+			return fixtures.OlderDB(dir, tr.OlderDB)
+		}, true},
 		{"purged-wal-half-zeroed", "purged", onDB(func(db string) (fixtures.Damage, error) { return fixtures.HalfZeroBranch(db, "key", 0) }), false},
 		{"purged-wal-garbage-leaves", "purged", onDB(func(db string) (fixtures.Damage, error) { return fixtures.GarbageLeaves(db, 4, 3) }), false},
 		{"purged-wal-missing-db", "purged", func(dir string, _ *fixtures.Truth) (fixtures.Damage, error) { return fixtures.RemoveDB(dir) }, false},

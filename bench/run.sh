@@ -70,15 +70,15 @@ measure "boltfix scan --json" sh -c "'$BIN/boltfix' scan '$DB' --json >/dev/null
 measure "boltfix scan --deep --json" sh -c "'$BIN/boltfix' scan '$DB' --deep --json >/dev/null"
 measure "bbolt check" "$BIN/bbolt" check "$DB"
 if [ "$HAVE_SALVAGE" = 1 ]; then
-	measure "boltfix salvage" "$BIN/boltfix" salvage "$DB" --out /tmp/x.db --force
+	RUNS=1 measure "boltfix salvage" "$BIN/boltfix" salvage "$DB" --out /tmp/x.db --force
 fi
-measure "bbolt compact" "$BIN/bbolt" compact -o /tmp/y.db "$DB"
+RUNS=1 measure "bbolt compact" "$BIN/bbolt" compact -o /tmp/y.db "$DB"
 rm -f /tmp/x.db /tmp/y.db
 [ "$HAVE_SALVAGE" = 1 ] || echo "(boltfix salvage: not in this build, skipped)" >&2
 
 cat_s=$(awk -F'|' '$1=="cat" {print $2}' "$WORK/results")
 echo
-echo "db: $DB ($(stat -c %s "$DB") bytes), $RUNS runs each, median; cores: $(nproc)"
+echo "db: $DB ($(stat -c %s "$DB") bytes), median of $RUNS runs (salvage, compact: 1 run); cores: $(nproc)"
 printf '%-28s %9s %9s %12s %5s\n' command seconds "x cat" "max RSS MiB" exit
 awk -F'|' -v cat="$cat_s" '{
 	ratio = (cat > 0) ? sprintf("%.2f", $2 / cat) : "-"

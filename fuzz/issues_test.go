@@ -43,32 +43,29 @@ func TestIssueCensusBranchCount(t *testing.T) {
 	checkScan(t, b)
 }
 
-// Open: overlapping keys. One branch node whose overflow claims the whole
+// Fixed (census.arenaLimit, bounded by the file size): overlapping keys. One branch node whose overflow claims the whole
 // file and whose elements all name one key spanning the rest of it. Each
 // element is in bounds; census.summarizeBranch -> census.keep copies the
 // key once per element into the arena (capped only at 1 GiB): 64 KiB ->
 // 40 MB, 256 KiB -> 680 MB and 1.2 s, 1 MiB -> 6.4 GB allocated and 17 s.
 func TestIssueOverlappingBranchKeys(t *testing.T) {
-	openIssue(t, "census.keep copies overlapping keys: arena not bounded by the file size")
 	checkScan(t, overlappingKeysFile(64<<10, 64<<10/32/16))
 }
 
-// Open: stacked overflow. Every page a well-formed leaf of its own id whose
+// Fixed (census.nodeBudget: node bytes read are bounded by twice the file): stacked overflow. Every page a well-formed leaf of its own id whose
 // overflow claims the rest of the file, one key spanning it. census.run
 // reads each node apart (File.readNode, O(n^2/pagesize) bytes copied) and
 // census.keep keeps each first and last key: 256 KiB -> 695 MB and 0.5 s,
 // 1 MiB -> 6.6 GB and 5.6 s. The same shape with branch pages of count
 // 0xFFFF fills census.belems quadratically (~2.7 GB for 1 MiB).
 func TestIssueStackedOverflowNodes(t *testing.T) {
-	openIssue(t, "census reads and keeps overlapping overflow nodes: quadratic in the file size")
 	checkScan(t, stackedOverflowFile(64<<10))
 }
 
-// Open: root candidates. With no usable meta, chooseRoot ->
+// Fixed (consistentIndexUnder reads one page per candidate): root candidates. With no usable meta, chooseRoot ->
 // census.rootCandidates calls consistentIndexUnder for every candidate
 // leaf, and each File.ReadNode there allocates the node's overflow claim
 // afresh (up to the rest of the file): 1 MiB -> 1.08 GB allocated.
 func TestIssueRootCandidateReads(t *testing.T) {
-	openIssue(t, "consistentIndexUnder reads each candidate's overflow claim into a fresh buffer")
 	checkScan(t, rootCandidatesFile(256<<10))
 }

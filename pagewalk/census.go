@@ -74,6 +74,20 @@ type localProblem struct {
 	keyOnly bool // only damage if the page belongs to etcd's key bucket
 }
 
+// arenaLimit bounds the memory spent on keys by the file's size: real files
+// keep each key at most twice (a leaf's first and last), while a hostile
+// file of overlapping keys could ask for the square of its size.
+func (c *census) arenaLimit() int64 {
+	return min(maxArena, 2*c.f.size+64<<10)
+}
+
+// nodeBudget bounds the node bytes the census reads and decodes. In a real
+// file nodes do not overlap, so their sizes add up to at most the file; a
+// hostile file whose every page claims the rest of the file as overflow
+// would otherwise cost the square of its size. Past the budget a node is
+// read as its first page only.
+func (c *census) nodeBudget() int64 { return 2*c.f.size + 64<<10 }
+
 // maxArena bounds the memory spent on keys. Past it, keys are not kept and
 // key ranges in findings come out open.
 const maxArena = 1 << 30
@@ -87,14 +101,16 @@ type census struct {
 	lbuckets []leafBucket
 	arena    []byte
 	arenaCut bool
-	problems map[uint64][]localProblem
-	deep     bool
+	// nodeBytes counts node bytes read so far (see nodeBudget).
+	nodeBytes int64
+	problems  map[uint64][]localProblem
+	deep      bool
 	// keyValueOK decodes an etcd key-bucket value for --deep; nil otherwise.
 	keyValueOK func(v []byte) error
 }
 
 func (c *census) keep(k []byte) keyRef {
-	if len(c.arena)+len(k) > maxArena {
+	if int64(len(c.arena))+int64(len(k)) > c.arenaLimit() {
 		c.arenaCut = true
 		return keyRef{}
 	}
@@ -162,10 +178,16 @@ func (c *census) run(counter Counter) error {
 					msg: "node's overflow pages run past the end of the file"})
 			}
 			var node *Node
+			if c.nodeBytes+want > c.nodeBudget() && want > int64(ps) {
+				want = int64(ps)
+				c.problem(pgid, localProblem{kind: KindOverflowPastEOF, elem: -1, off: int64(pgid) * int64(ps),
+					msg: "overflow claim overlaps other nodes beyond what the file can hold: read as one page"})
+			}
+			c.nodeBytes += want
 			if int64(off)+want <= int64(n) {
 				node = &Node{Pgid: pgid, Offset: int64(pgid) * int64(ps), Header: h, Data: buf[off : int64(off)+want]}
 			} else {
-				node, scratch, err = f.readNode(pgid, scratch)
+				node, scratch, err = f.readNodeLimit(pgid, scratch, want)
 				if err != nil {
 					return err
 				}

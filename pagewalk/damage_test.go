@@ -146,7 +146,9 @@ func TestTruncated(t *testing.T) {
 	if len(findingsOf(r, KindTruncated)) != 1 {
 		t.Fatalf("truncation not reported: %+v", r.Report.Findings)
 	}
-	if len(findingsOf(r, KindChildPastEOF))+len(findingsOf(r, KindPageType))+len(findingsOf(r, KindOverflowPastEOF)) == 0 {
+	// The root is rewritten by every commit, so it sits near the top of the
+	// file and a cut usually takes it: then nothing can be walked.
+	if len(findingsOf(r, KindChildPastEOF))+len(findingsOf(r, KindPageType))+len(findingsOf(r, KindOverflowPastEOF))+len(findingsOf(r, KindNoUsableMeta)) == 0 {
 		t.Fatalf("no lost children reported: %+v", r.Report.Findings)
 	}
 }

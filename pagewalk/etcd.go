@@ -219,7 +219,9 @@ func (r *Result) etcdSummary(deep bool) *EtcdSummary {
 // consistentIndexUnder reads meta/consistent_index under a root candidate
 // leaf, reading at most a few pages. 0 when it cannot be read.
 func (c *census) consistentIndexUnder(root uint64) uint64 {
-	n, err := c.f.ReadNode(root)
+	// One page is enough for a root leaf of etcd's ten buckets; reading
+	// each candidate's overflow claim would cost the square of the file.
+	n, _, err := c.f.readNodeLimit(root, nil, int64(c.f.PageSize))
 	if err != nil {
 		return 0
 	}
@@ -236,7 +238,7 @@ func (c *census) consistentIndexUnder(root uint64) uint64 {
 			if hdr.Root < 2 || hdr.Root >= uint64(len(c.sums)) {
 				return 0
 			}
-			if inl, err = c.f.ReadNode(hdr.Root); err != nil || inl.Flags != FlagLeaf || inl.Header.ID != hdr.Root {
+			if inl, _, err = c.f.readNodeLimit(hdr.Root, nil, int64(c.f.PageSize)); err != nil || inl.Flags != FlagLeaf || inl.Header.ID != hdr.Root {
 				return 0
 			}
 		}

@@ -234,6 +234,11 @@ func (f *File) readMeta(id uint64) MetaInfo {
 // header claims, clipped to the end of the file. buf is reused when large
 // enough. The caller must have checked pgid against the file.
 func (f *File) readNode(pgid uint64, buf []byte) (*Node, []byte, error) {
+	return f.readNodeLimit(pgid, buf, 1<<62)
+}
+
+// readNodeLimit is readNode reading at most limit bytes of the node.
+func (f *File) readNodeLimit(pgid uint64, buf []byte, limit int64) (*Node, []byte, error) {
 	ps := int64(f.PageSize)
 	off := int64(pgid) * ps
 	if pgid >= f.PageCount() {
@@ -256,6 +261,7 @@ func (f *File) readNode(pgid uint64, buf []byte) (*Node, []byte, error) {
 	if rest := f.size - off; want > rest {
 		want = rest
 	}
+	want = min(want, max(limit, ps))
 	if want > int64(n) && n == int(ps) {
 		if int64(cap(buf)) < want {
 			nb := make([]byte, want)

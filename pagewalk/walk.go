@@ -301,6 +301,15 @@ func (w *walker) walkBranch(pgid uint64, s *pageSum, chain []uint64, depth int, 
 	bi := w.c.branches[s.info]
 	elems := w.c.belems[bi.first : bi.first+bi.n]
 	maxDepth := 0
+	// nextGood[i] is the next element after i with a readable key, or -1.
+	nextGood := make([]int32, len(elems))
+	next := int32(-1)
+	for i := len(elems) - 1; i >= 0; i-- {
+		nextGood[i] = next
+		if elems[i].err == nil && !elems[i].zero {
+			next = int32(i)
+		}
+	}
 	var pending []badRun
 	var keyRuns [][2]int
 	var prevKey []byte
@@ -370,14 +379,13 @@ func (w *walker) walkBranch(pgid uint64, s *pageSum, chain []uint64, depth int, 
 			prevKey = key
 		}
 		// The child's keys end before the next good separator, or hi.
+		// Only the next decodable element is looked at, so a page of bad
+		// keys costs linear time, not quadratic.
 		childHi := hi
-		for j := i + 1; j < len(elems); j++ {
-			if ej := &elems[j]; ej.err == nil && !ej.zero {
-				k := w.c.key(ej.key)
-				if (key == nil || bytes.Compare(k, key) > 0) && (hi == nil || bytes.Compare(k, hi) < 0) {
-					childHi = k
-					break
-				}
+		if j := nextGood[i]; j >= 0 {
+			k := w.c.key(elems[j].key)
+			if (key == nil || bytes.Compare(k, key) > 0) && (hi == nil || bytes.Compare(k, hi) < 0) {
+				childHi = k
 			}
 		}
 		childLo := key

@@ -118,7 +118,7 @@ func childStartCheck(dir string) (int, int64, error) {
 	if err != nil {
 		msg := err.Error()
 		if ee, ok := err.(*exec.ExitError); ok {
-			msg = lastLines(string(ee.Stderr), 5)
+			msg = firstPanicLine(string(ee.Stderr))
 		}
 		return 0, 0, fmt.Errorf("%s", msg)
 	}

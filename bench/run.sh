@@ -47,7 +47,7 @@ fi
 measure() {
 	local name=$1
 	shift
-	local times=() rss=0 rc=0
+	local times=() cpus=() rss=0 rc=0
 	for ((i = 0; i < RUNS; i++)); do
 		rm -f /tmp/x.db /tmp/y.db
 		rc=0
@@ -56,15 +56,18 @@ measure() {
 		el=$(awk -F': ' '/Elapsed \(wall clock\)/ {n=split($2,a,":"); s=0; for(j=1;j<=n;j++) s=s*60+a[j]; print s}' "$WORK/time.out")
 		r=$(awk -F': ' '/Maximum resident set size/ {print $2}' "$WORK/time.out")
 		times+=("$el")
+		cpus+=("$(awk -F': ' '/User time|System time/ {s += $2} END {print s}' "$WORK/time.out")")
 		((r > rss)) && rss=$r
 	done
-	local med
+	local med cpu
 	med=$(printf '%s\n' "${times[@]}" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
-	echo "$name|$med|$rss|$rc" >>"$WORK/results"
-	echo "  $name: ${med}s, max RSS $((rss / 1024)) MiB, exit $rc" >&2
+	cpu=$(printf '%s\n' "${cpus[@]}" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
+	echo "$name|$med|$rss|$rc|$cpu" >>"$WORK/results"
+	echo "  $name: ${med}s (cpu ${cpu}s), max RSS $((rss / 1024)) MiB, exit $rc" >&2
 }
 
-echo "measuring ($RUNS runs each, median)" >&2
+LOAD0=$(cut -d' ' -f1-3 /proc/loadavg)
+echo "measuring ($RUNS runs each, median; load average $LOAD0)" >&2
 measure "cat" sh -c "cat '$DB' >/dev/null"
 measure "boltfix scan --json" sh -c "'$BIN/boltfix' scan '$DB' --json >/dev/null"
 measure "boltfix scan --deep --json" sh -c "'$BIN/boltfix' scan '$DB' --deep --json >/dev/null"
@@ -78,9 +81,9 @@ rm -f /tmp/x.db /tmp/y.db
 
 cat_s=$(awk -F'|' '$1=="cat" {print $2}' "$WORK/results")
 echo
-echo "db: $DB ($(stat -c %s "$DB") bytes), median of $RUNS runs (salvage, compact: 1 run); cores: $(nproc)"
-printf '%-28s %9s %9s %12s %5s\n' command seconds "x cat" "max RSS MiB" exit
+echo "db: $DB ($(stat -c %s "$DB") bytes), median of $RUNS runs (salvage, compact: 1 run); cores: $(nproc); load before: $LOAD0"
+printf '%-28s %9s %9s %9s %12s %5s\n' command seconds "x cat" "cpu s" "max RSS MiB" exit
 awk -F'|' -v cat="$cat_s" '{
 	ratio = (cat > 0) ? sprintf("%.2f", $2 / cat) : "-"
-	printf "%-28s %9.2f %9s %12.1f %5s\n", $1, $2, ratio, $3 / 1024, $4
+	printf "%-28s %9.2f %9s %9.2f %12.1f %5s\n", $1, $2, ratio, $5, $3 / 1024, $4
 }' "$WORK/results"

@@ -47,8 +47,15 @@ func itoa(v int64) string {
 	return string(d)
 }
 
+// BOLTFIX_BENCH_DB=FILE benchmarks an existing db instead (for example
+// the 1 GiB one run.sh writes), e.g. to profile:
+//
+//	BOLTFIX_BENCH_DB=$PWD/bench/work/etcd-1GiB.db go test ./bench -run '^$' -bench 'Scan$' -cpuprofile cpu.out
 func benchScan(b *testing.B, opts pagewalk.Options) {
-	path := benchDB(b, 64<<20)
+	path := os.Getenv("BOLTFIX_BENCH_DB")
+	if path == "" {
+		path = benchDB(b, 64<<20)
+	}
 	st, err := os.Stat(path)
 	if err != nil {
 		b.Fatal(err)

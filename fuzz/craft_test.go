@@ -99,3 +99,17 @@ func rootCandidatesFile(n int) []byte {
 	}
 	return b
 }
+
+// stackedBranchFile: every page from 2 on is a well-formed branch of its
+// own id, count 0xFFFF, whose overflow claims the rest of the file: the
+// elements of all of them together are quadratic in the file size.
+func stackedBranchFile(n int) []byte {
+	b := make([]byte, n)
+	pages := uint64(n / craftPS)
+	craftMeta(b, 0, 2, pages, 2)
+	craftMeta(b, 1, 2, pages, 1)
+	for id := uint64(2); id < pages; id++ {
+		craftHeader(b, id, 0x01, 0xFFFF, uint32(pages-id-1))
+	}
+	return b
+}

@@ -69,3 +69,16 @@ func TestIssueStackedOverflowNodes(t *testing.T) {
 func TestIssueRootCandidateReads(t *testing.T) {
 	checkScan(t, rootCandidatesFile(256<<10))
 }
+
+// The hostile shapes above at the full 1 MiB a fuzz input may have, where
+// the quadratic costs were 1 to 7 GB; plus stacked branch pages.
+func TestIssueHostileShapes1MiB(t *testing.T) {
+	for name, b := range map[string][]byte{
+		"overlapping-keys": overlappingKeysFile(1<<20, (1<<20)/32),
+		"stacked-leaves":   stackedOverflowFile(1 << 20),
+		"stacked-branches": stackedBranchFile(1 << 20),
+		"root-candidates":  rootCandidatesFile(1 << 20),
+	} {
+		t.Run(name, func(t *testing.T) { checkScan(t, b) })
+	}
+}

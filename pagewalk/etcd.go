@@ -57,6 +57,12 @@ func decodeKeyValue(v []byte) error {
 // order, skipping elements that are damaged and nested buckets. k and v
 // alias a buffer that the next call reuses.
 func (r *Result) ForEach(b *Bucket, fn func(k, v []byte) error) error {
+	return r.ForEachInPage(b, func(_ uint64, k, v []byte) error { return fn(k, v) })
+}
+
+// ForEachInPage is ForEach that also names the page each record is on
+// (the holder page for an inline bucket).
+func (r *Result) ForEachInPage(b *Bucket, fn func(pgid uint64, k, v []byte) error) error {
 	if b.Inline {
 		n, err := r.File.ReadNode(b.Holder)
 		if err != nil {
@@ -70,7 +76,7 @@ func (r *Result) ForEach(b *Bucket, fn func(k, v []byte) error) error {
 		if fe != nil {
 			return fe
 		}
-		return forEachLeaf(inl, fn)
+		return forEachLeaf(inl, func(k, v []byte) error { return fn(b.Holder, k, v) })
 	}
 	var buf []byte
 	for _, pgid := range b.Leaves {
@@ -80,7 +86,7 @@ func (r *Result) ForEach(b *Bucket, fn func(k, v []byte) error) error {
 		if err != nil {
 			return err
 		}
-		if err := forEachLeaf(n, fn); err != nil {
+		if err := forEachLeaf(n, func(k, v []byte) error { return fn(pgid, k, v) }); err != nil {
 			return err
 		}
 	}

@@ -328,3 +328,16 @@ func (r *Result) CarveCandidates() []uint64 {
 	}
 	return out
 }
+
+// UnreachedBranches lists well-formed branch pages the tree does not reach:
+// stale or orphaned interior nodes, whose separators still tell which
+// leaves were neighbours.
+func (r *Result) UnreachedBranches() []uint64 {
+	var out []uint64
+	for pgid, s := range r.c.sums {
+		if r.reach[pgid] == reachNone && s.typ == TypeBranch && s.state == stateWellFormed {
+			out = append(out, uint64(pgid))
+		}
+	}
+	return out
+}

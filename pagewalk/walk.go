@@ -196,7 +196,7 @@ func (w *walker) walkNode(pgid uint64, parentChain []uint64, depth int, lo, hi [
 	w.owner[pgid] = w.curIdx
 	w.cur.Nodes++
 	w.markOverflow(pgid, s, chain)
-	w.localProblems(pgid, chain)
+	w.localProblems(pgid, chain, s.typ == TypeLeaf, hi)
 	if s.typ == TypeLeaf {
 		w.walkLeaf(pgid, s, chain, lo, hi, bdepth)
 		return 1
@@ -231,7 +231,7 @@ func (w *walker) markOverflow(pgid uint64, s *pageSum, chain []uint64) {
 
 // localProblems turns the census's page-local problems into findings now
 // that the page is known to be live.
-func (w *walker) localProblems(pgid uint64, chain []uint64) {
+func (w *walker) localProblems(pgid uint64, chain []uint64, leaf bool, hi []byte) {
 	for _, p := range w.c.problems[pgid] {
 		if p.keyOnly && !w.cur.IsKeyBucket() {
 			continue
@@ -240,8 +240,45 @@ func (w *walker) localProblems(pgid uint64, chain []uint64) {
 		if p.elem >= 0 {
 			f.Element = intp(p.elem)
 		}
+		if leaf && recordLost(p.kind) {
+			after, before := w.leafNeighbours(pgid, p.elem, hi)
+			f.Lost = w.lostRange(after, before)
+		}
 		w.add(f)
 	}
+}
+
+// recordLost reports whether a leaf problem of this kind loses records:
+// an element that cannot be read, or a value that is not what it claims.
+func recordLost(k Kind) bool {
+	return k == KindElementBounds || k == KindValueUndecodable || k == KindOverflowPastEOF
+}
+
+// leafNeighbours returns the readable keys around element elem of a leaf
+// (elem -1: the elements past the node's end), bounding what the damage
+// can have held. The page is read again: damage is the rare path.
+func (w *walker) leafNeighbours(pgid uint64, elem int, hi []byte) (after, before []byte) {
+	after, before = w.lastKey, hi
+	n, _, err := w.f.readNodeLimit(pgid, nil, 1<<62)
+	if err != nil {
+		return nil, hi
+	}
+	count := int(n.Count)
+	for i := 0; i < count; i++ {
+		if PageHeaderSize+i*LeafElementSize+LeafElementSize > len(n.Data) {
+			break
+		}
+		e, fe := n.Leaf(i)
+		if fe != nil {
+			continue
+		}
+		if elem < 0 || i < elem {
+			after = bytes.Clone(e.Key)
+		} else if i > elem {
+			return after, bytes.Clone(e.Key)
+		}
+	}
+	return after, before
 }
 
 func (w *walker) walkLeaf(pgid uint64, s *pageSum, chain []uint64, lo, hi []byte, bdepth int) {

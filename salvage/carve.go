@@ -25,6 +25,13 @@ type carveResult struct {
 	rejected  int
 	dups      int
 	conflicts []Conflict
+	// edges are the first and last revision on each page that gave
+	// records: where a page ends, a transaction's later sub-revisions may
+	// have been on a page that is gone.
+	edges [][2]pagewalk.Revision
+	// pairs are consecutive records on one carved page with different main
+	// revisions: proof that the first one's transaction ended there.
+	pairs [][2]pagewalk.Revision
 }
 
 // carve reads every unreached leaf page and keeps the etcd key-bucket
@@ -34,6 +41,7 @@ type carveResult struct {
 func carve(res *pagewalk.Result, progress Counter) *carveResult {
 	cr := &carveResult{}
 	byRev := map[string]int{}
+	pageEdges := map[uint64][2]pagewalk.Revision{}
 	cands := res.CarveCandidates()
 	cr.cands = len(cands)
 	for _, pgid := range cands {
@@ -70,6 +78,13 @@ func carve(res *pagewalk.Result, progress Counter) *carveResult {
 			continue
 		}
 		cr.pages++
+		cr.edges = append(cr.edges, [2]pagewalk.Revision{good[0].rev, good[len(good)-1].rev})
+		pageEdges[pgid] = [2]pagewalk.Revision{good[0].rev, good[len(good)-1].rev}
+		for i := 1; i < len(good); i++ {
+			if good[i-1].rev.Main != good[i].rev.Main {
+				cr.pairs = append(cr.pairs, [2]pagewalk.Revision{good[i-1].rev, good[i].rev})
+			}
+		}
 		for _, c := range good {
 			if j, ok := byRev[string(c.revKey)]; ok {
 				prev := &cr.recs[j]
@@ -86,5 +101,37 @@ func carve(res *pagewalk.Result, progress Counter) *carveResult {
 		}
 	}
 	sort.Slice(cr.recs, func(i, j int) bool { return bytes.Compare(cr.recs[i].revKey, cr.recs[j].revKey) < 0 })
+	cr.branchPairs(res, pageEdges)
 	return cr
+}
+
+// branchPairs proves neighbours across carved leaves: an unreached branch
+// page whose consecutive children are carved leaves with keys that fit its
+// separators shows that nothing lay between the last record of one and the
+// first of the next.
+func (cr *carveResult) branchPairs(res *pagewalk.Result, edges map[uint64][2]pagewalk.Revision) {
+	for _, pgid := range res.UnreachedBranches() {
+		n, err := res.File.ReadNode(pgid)
+		if err != nil {
+			continue
+		}
+		var prev *pagewalk.BranchElement
+		for i := 0; i < int(n.Count); i++ {
+			e, fe := n.Branch(i)
+			if fe != nil {
+				prev = nil
+				continue
+			}
+			if prev != nil {
+				l, lok := edges[prev.Child]
+				r, rok := edges[e.Child]
+				sep, sok := pagewalk.ParseRevision(e.Key)
+				if lok && rok && sok && !revLess(sep, l[1]) && !revLess(r[0], sep) && revLess(l[1], r[0]) {
+					cr.pairs = append(cr.pairs, [2]pagewalk.Revision{l[1], r[0]})
+				}
+			}
+			ec := e
+			prev = &ec
+		}
+	}
 }

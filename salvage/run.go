@@ -2,11 +2,14 @@ package salvage
 
 import (
 	"bytes"
+	"encoding/hex"
 	"fmt"
 	"os"
 	"sort"
 
 	"github.com/boltfix/boltfix/pagewalk"
+	"go.etcd.io/etcd/api/v3/mvccpb"
+	"google.golang.org/protobuf/proto"
 )
 
 // Counter receives progress in pages; see pagewalk.Counter.
@@ -102,7 +105,7 @@ func FromScan(res *pagewalk.Result, in, out string, opts Options) (*Report, erro
 		os.Remove(tmp)
 		return nil, err
 	}
-	lostRanges(res, ks, rep)
+	lostRanges(res, ks, cr, rep)
 	judgeKeys(ks, rep, opts)
 	rep.Complete = len(rep.LostRevisions) == 0 && rep.Records.Uncertain == 0 && len(rep.Conflicts) == 0 && !anyDamagedBucket(rep)
 	nextSteps(rep)
@@ -198,6 +201,46 @@ type keySpace struct {
 	compact  int64
 	gaps     [][2]int64 // missing main revisions above the compaction
 	prevMain int64
+	// undecodable are main revisions of reached records left out because
+	// their value is not an mvccpb.KeyValue.
+	undecodable []int64
+	// subs tracks, above the compaction, each main revision's sub-revisions.
+	subs     map[int64]*subInfo
+	closedAt map[int64]int64
+}
+
+// subInfo is what salvage knows of one transaction's sub-revisions.
+type subInfo struct {
+	min, max, count int64
+	closed          int64 // the largest sub some page shows followed by another revision; -1 none
+}
+
+// sub records that revision rev is in the output.
+func (ks *keySpace) sub(rev pagewalk.Revision) {
+	if rev.Main <= ks.compact {
+		return
+	}
+	si := ks.subs[rev.Main]
+	if si == nil {
+		si = &subInfo{min: rev.Sub, max: rev.Sub, closed: -1}
+		ks.subs[rev.Main] = si
+	}
+	si.min, si.max = min(si.min, rev.Sub), max(si.max, rev.Sub)
+	si.count++
+}
+
+// closes notes that a page holds prev directly followed by next: nothing
+// can ever come between them (new revisions only go after all others).
+func (ks *keySpace) closes(prev, next pagewalk.Revision) {
+	if prev.Main == next.Main || prev.Main <= ks.compact {
+		return
+	}
+	if ks.closedAt == nil {
+		ks.closedAt = map[int64]int64{}
+	}
+	if c, ok := ks.closedAt[prev.Main]; !ok || prev.Sub > c {
+		ks.closedAt[prev.Main] = prev.Sub
+	}
 }
 
 func (ks *keySpace) observe(etcdKey []byte, rev pagewalk.Revision, carved bool, page uint64) *keyState {
@@ -249,7 +292,10 @@ var keyPath = [][]byte{[]byte("key")}
 // carved records below the compaction for judgement once every record has
 // been seen.
 func mergeKeyBucket(res *pagewalk.Result, cr *carveResult, w *dbWriter, rep *Report, opts Options) (*keySpace, error) {
-	ks := &keySpace{keys: map[string]*keyState{}, compact: rep.CompactRevision, prevMain: max(rep.CompactRevision, 1)}
+	ks := &keySpace{keys: map[string]*keyState{}, compact: rep.CompactRevision, prevMain: max(rep.CompactRevision, 1), subs: map[int64]*subInfo{}}
+	for _, p := range cr.pairs {
+		ks.closes(p[0], p[1])
+	}
 	if _, err := w.bucket(keyPath); err != nil {
 		return nil, err
 	}
@@ -272,10 +318,28 @@ func mergeKeyBucket(res *pagewalk.Result, cr *carveResult, w *dbWriter, rep *Rep
 		rep.Records.Carved++
 		reachedBC.Carved++
 		rep.Records.Written++
+		ks.sub(c.rev)
 		return w.put(keyPath, c.revKey, c.value, 1.0)
+	}
+	var prevRev *pagewalk.Revision
+	damageAfter := map[string]bool{}
+	for _, f := range res.Report.Findings {
+		if f.Lost != nil && f.Lost.After != nil && len(f.Bucket) == 1 && f.Bucket[0] == "key" {
+			if k, err := hex.DecodeString(f.Lost.After.Hex); err == nil {
+				damageAfter[string(k)] = true
+			}
+		}
 	}
 	if kb != nil {
 		err := res.ForEach(kb, func(k, v []byte) error {
+			// Consecutive reached records are neighbours (the tree says
+			// so) unless the walk found damage right after the first.
+			if rev, ok := pagewalk.ParseRevision(k); ok {
+				if prevRev != nil && !damageAfter[string(pagewalk.RevisionKey(*prevRev))] {
+					ks.closes(*prevRev, rev)
+				}
+				prevRev = &rev
+			}
 			for ci < len(cr.recs) && bytes.Compare(cr.recs[ci].revKey, k) < 0 {
 				if err := takeCarved(cr.recs[ci]); err != nil {
 					return err
@@ -293,15 +357,32 @@ func mergeKeyBucket(res *pagewalk.Result, cr *carveResult, w *dbWriter, rep *Rep
 				}
 				ci++
 			}
+			// etcd decodes every key-bucket record when it starts and
+			// panics on one it cannot: such a record is left out, and its
+			// revision reported lost.
+			rev, ok := pagewalk.ParseRevision(k)
+			if !ok {
+				rep.Records.Rejected++
+				rep.Notes = appendCapped(rep.Notes, fmt.Sprintf("left out a key-bucket record whose key %x is not a revision", k))
+				return nil
+			}
+			var kv mvccpb.KeyValue
+			if err := proto.Unmarshal(v, &kv); err != nil || len(kv.Key) == 0 {
+				rep.Records.Rejected++
+				ks.undecodable = append(ks.undecodable, rev.Main)
+				return nil
+			}
 			rep.Records.Reached++
 			reachedBC.Reached++
 			rep.Records.Written++
-			if rev, ok := pagewalk.ParseRevision(k); ok {
-				if kv, err := decodeRecord(rev, v); err == nil {
-					ks.observe(kv.Key, rev, false, 0)
-				}
-				ks.dense(rev.Main)
+			if kv, err := decodeRecord(rev, v); err == nil {
+				ks.observe(kv.Key, rev, false, 0)
+			} else {
+				ks.observe(kv.Key, rev, false, 0)
+				rep.Notes = appendCapped(rep.Notes, fmt.Sprintf("record %s decodes but is inconsistent (%v): kept as reached", rev, err))
 			}
+			ks.dense(rev.Main)
+			ks.sub(rev)
 			return w.put(keyPath, bytes.Clone(k), bytes.Clone(v), 1.0)
 		})
 		if err != nil {
@@ -353,12 +434,15 @@ func mergeKeyBucket(res *pagewalk.Result, cr *carveResult, w *dbWriter, rep *Rep
 }
 
 // lostRanges names every main-revision range that may hold lost records.
-func lostRanges(res *pagewalk.Result, ks *keySpace, rep *Report) {
+func lostRanges(res *pagewalk.Result, ks *keySpace, cr *carveResult, rep *Report) {
 	type lr struct {
 		r      [2]int64
 		reason string
 	}
 	var out []lr
+	for _, m := range ks.undecodable {
+		out = append(out, lr{[2]int64{m, m}, "a reached record's value does not decode (etcd would panic on it): left out"})
+	}
 	for _, g := range ks.gaps {
 		out = append(out, lr{g, "main revisions missing above the compaction point (every write takes the next one)"})
 	}
@@ -395,8 +479,24 @@ func lostRanges(res *pagewalk.Result, ks *keySpace, rep *Report) {
 		}
 		damaged(f.Lost.Revisions.From, f.Lost.Revisions.To, where+":")
 	}
+	// Above the compaction, density finds every wholly missing main
+	// revision; a main revision that kept some of its sub-revisions is
+	// complete only if its subs run from 0 without a hole and some page
+	// shows its last sub followed by another revision.
+	for m, si := range ks.subs {
+		if c, ok := ks.closedAt[m]; ok {
+			si.closed = c
+		}
+		switch {
+		case si.min > 0 || si.count < si.max-si.min+1:
+			out = append(out, lr{[2]int64{m, m}, "sub-revisions missing inside this revision's transaction"})
+		case si.closed < si.max && m != ks.last:
+			out = append(out, lr{[2]int64{m, m}, "no page shows where this revision's transaction ends: later sub-revisions may be lost"})
+		}
+	}
 	if openTop {
-		out = append(out, lr{[2]int64{ks.last + 1, 0}, topReason})
+		// The newest surviving revision itself may have lost later subs.
+		out = append(out, lr{[2]int64{max(ks.last, 1), 0}, topReason})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].r[0] < out[j].r[0] })
 	// Merge overlapping ranges, keeping the first reason.
@@ -432,4 +532,13 @@ func olderTree(r *pagewalk.Report) string {
 		return fmt.Sprintf("the newest meta (%d, txid %d) could not be walked: revisions after the newest surviving one may be lost", other.Page, other.Meta.Txid)
 	}
 	return ""
+}
+
+// appendCapped adds a note unless there are already many: notes are for
+// people, the counts carry the totals.
+func appendCapped(notes []string, s string) []string {
+	if len(notes) < 50 {
+		return append(notes, s)
+	}
+	return notes
 }

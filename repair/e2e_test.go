@@ -126,3 +126,42 @@ func TestRepairRefusesToHarmInput(t *testing.T) {
 		t.Fatalf("out inside in: %v", err)
 	}
 }
+
+// Data written by a real etcd 3.5 server, repaired by boltfix (etcd 3.7
+// code), must start in etcd 3.5 and serve every key.
+func TestRepairEtcd35(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds etcd 3.5")
+	}
+	bin := fixtures.Etcd35Binary(t)
+	for _, tc := range []struct {
+		name   string
+		damage damageFn
+	}{
+		{"half-zeroed-branch", onDB(func(db string) (fixtures.Damage, error) { return fixtures.HalfZeroBranch(db, "key", 0) })},
+		{"both-metas-bad", onDB(fixtures.BothMetasBad)},
+		{"garbage-leaves", onDB(func(db string) (fixtures.Damage, error) { return fixtures.GarbageLeaves(db, 3, 5) })},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir, truth := fixtures.Cached35(t, "default35", fixtures.DefaultWorkload())
+			if _, err := tc.damage(dir, truth); err != nil {
+				t.Fatal(err)
+			}
+			out := filepath.Join(t.TempDir(), "repaired")
+			rep, err := Run(dir, Options{Out: out})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if rep.StorageVersion != "" {
+				t.Errorf("a 3.5 db reported storage version %q", rep.StorageVersion)
+			}
+			got, _, err := fixtures.ReadAll(out, fixtures.WithBinary(bin))
+			if err != nil {
+				t.Fatalf("etcd 3.5 on the repaired dir: %v", err)
+			}
+			if d := fixtures.Compare(truth, got); !d.OK() || !rep.Complete {
+				t.Errorf("etcd 3.5: %s; complete %v lost %v", d, rep.Complete, rep.LostRevisions)
+			}
+		})
+	}
+}

@@ -2,6 +2,7 @@ package pagewalk
 
 import (
 	"bytes"
+	"io"
 )
 
 // The census is the one sequential pass over the file. It reads the file in
@@ -138,13 +139,18 @@ func (c *census) run(counter Counter) error {
 	npages := f.PageCount()
 	c.sums = make([]pageSum, npages)
 	chunkPages := max(1, min(chunkBytes/ps, int(npages))) // no 4 MiB buffer for a small file
-	buf := make([]byte, chunkPages*ps)
+	chunks := readAhead(f, npages, chunkPages)
+	defer chunks.stop()
 	var scratch []byte
 	for start := uint64(0); start < npages; start += uint64(chunkPages) {
-		n, err := f.readAt(buf, int64(start)*int64(ps))
-		if err != nil {
-			return err
+		ch, ok := <-chunks.full
+		if !ok {
+			if chunks.err == nil {
+				return io.ErrUnexpectedEOF
+			}
+			return chunks.err
 		}
+		buf, n := ch.buf, ch.n
 		for i := 0; i < chunkPages && start+uint64(i) < npages; i++ {
 			pgid := start + uint64(i)
 			off := i * ps
@@ -187,6 +193,7 @@ func (c *census) run(counter Counter) error {
 			if int64(off)+want <= int64(n) {
 				node = &Node{Pgid: pgid, Offset: int64(pgid) * int64(ps), Header: h, Data: buf[off : int64(off)+want]}
 			} else {
+				var err error
 				node, scratch, err = f.readNodeLimit(pgid, scratch, want)
 				if err != nil {
 					return err
@@ -198,11 +205,65 @@ func (c *census) run(counter Counter) error {
 				c.summarizeLeaf(s, node)
 			}
 		}
+		chunks.free <- ch.buf
 		if counter != nil {
 			counter.Add(int64(min(uint64(chunkPages), npages-start)))
 		}
 	}
 	return nil
+}
+
+// chunk is one read of the census pass.
+type chunk struct {
+	buf []byte
+	n   int
+}
+
+// reader reads chunks ahead of the census on another goroutine, so that
+// copying the file in and parsing it overlap (two buffers in flight).
+type reader struct {
+	full chan chunk
+	free chan []byte
+	quit chan struct{}
+	err  error
+}
+
+func readAhead(f *File, npages uint64, chunkPages int) *reader {
+	ps := f.PageSize
+	r := &reader{full: make(chan chunk, 1), free: make(chan []byte, 2), quit: make(chan struct{})}
+	r.free <- make([]byte, chunkPages*ps)
+	if npages > uint64(chunkPages) {
+		r.free <- make([]byte, chunkPages*ps)
+	}
+	go func() {
+		defer close(r.full)
+		for start := uint64(0); start < npages; start += uint64(chunkPages) {
+			var buf []byte
+			select {
+			case buf = <-r.free:
+			case <-r.quit:
+				return
+			}
+			n, err := f.readAt(buf, int64(start)*int64(ps))
+			if err != nil {
+				r.err = err
+				return
+			}
+			select {
+			case r.full <- chunk{buf: buf, n: n}:
+			case <-r.quit:
+				return
+			}
+		}
+	}()
+	return r
+}
+
+// stop ends the reader early (the census returned an error).
+func (r *reader) stop() {
+	close(r.quit)
+	for range r.full {
+	}
 }
 
 var zeroElement [BranchElementSize]byte

@@ -375,12 +375,10 @@ func mergeKeyBucket(res *pagewalk.Result, cr *carveResult, w *dbWriter, rep *Rep
 			rep.Records.Reached++
 			reachedBC.Reached++
 			rep.Records.Written++
-			if kv, err := decodeRecord(rev, v); err == nil {
-				ks.observe(kv.Key, rev, false, 0)
-			} else {
-				ks.observe(kv.Key, rev, false, 0)
+			if _, err := decodeRecord(rev, v); err != nil {
 				rep.Notes = appendCapped(rep.Notes, fmt.Sprintf("record %s decodes but is inconsistent (%v): kept as reached", rev, err))
 			}
+			ks.observe(kv.Key, rev, false, 0)
 			ks.dense(rev.Main)
 			ks.sub(rev)
 			return w.put(keyPath, bytes.Clone(k), bytes.Clone(v), 1.0)

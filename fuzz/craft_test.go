@@ -113,3 +113,22 @@ func stackedBranchFile(n int) []byte {
 	}
 	return b
 }
+
+// badLeafElementsFile: the root is one leaf whose overflow spans the file
+// and whose count elements all point past the node: count element
+// problems on one reached leaf.
+func badLeafElementsFile(n int, count uint16) []byte {
+	b := make([]byte, n)
+	pages := uint64(n / craftPS)
+	craftMeta(b, 0, 2, pages, 2)
+	craftMeta(b, 1, 2, pages, 1)
+	craftHeader(b, 2, 0x02, count, uint32(pages-3))
+	base := 2 * craftPS
+	for i := 0; i < int(count); i++ {
+		e := b[base+16+16*i:]
+		binary.LittleEndian.PutUint32(e[4:], uint32(n)) // pos: past the node
+		binary.LittleEndian.PutUint32(e[8:], 17)
+		binary.LittleEndian.PutUint32(e[12:], 100)
+	}
+	return b
+}

@@ -2,6 +2,8 @@ package fuzz
 
 import (
 	"os"
+	"strconv"
+	"strings"
 	"testing"
 )
 
@@ -81,4 +83,50 @@ func TestIssueHostileShapes1MiB(t *testing.T) {
 	} {
 		t.Run(name, func(t *testing.T) { checkScan(t, b) })
 	}
+}
+
+// Open: per-problem leaf re-reads. walker.localProblems calls
+// walker.leafNeighbours (pagewalk/walk.go, from baee880) once per leaf
+// problem, and each call re-reads the whole node with an unbounded
+// overflow claim (readNodeLimit(pgid, nil, 1<<62), a fresh buffer, outside
+// census.nodeBudget) and decodes every element again, allocating a
+// FormatError for each bad one: O(problems x count) per leaf. One reached
+// leaf of n bytes whose elements all point past the node: 16 KiB -> 173 MB
+// allocated, 64 KiB -> 3.2 GB and 5.5 s, 256 KiB -> 53 GB and 109 s; 1 MiB
+// is a hang. FuzzScanEdits found it in 2 s (the edits input is kept in
+// testdata/open/FuzzScanEdits-13db6fd71b663f45: move it to
+// testdata/fuzz/FuzzScanEdits/ with the fix).
+func TestIssueLeafNeighboursQuadratic(t *testing.T) {
+	openIssue(t, "walker.leafNeighbours re-reads and re-decodes the leaf once per problem")
+	checkScan(t, badLeafElementsFile(16<<10, (16<<10-3*craftPS)/16))
+}
+
+func TestIssueLeafNeighboursFuzzInput(t *testing.T) {
+	openIssue(t, "walker.leafNeighbours re-reads and re-decodes the leaf once per problem")
+	which, edits := readEditsCorpus(t, "testdata/open/FuzzScanEdits-13db6fd71b663f45")
+	dbs := builtSeeds(t)
+	checkScan(t, applyEdits(dbs[int(which)%len(dbs)], edits))
+}
+
+// readEditsCorpus reads a FuzzScanEdits corpus file (go test fuzz v1:
+// a byte line and a []byte line).
+func readEditsCorpus(t *testing.T, path string) (byte, []byte) {
+	t.Helper()
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(string(raw)), "\n")
+	if len(lines) != 3 || !strings.HasPrefix(lines[1], "byte(") || !strings.HasPrefix(lines[2], "[]byte(") {
+		t.Fatalf("%s: not a FuzzScanEdits corpus file", path)
+	}
+	w, err := strconv.Unquote(strings.TrimSuffix(strings.TrimPrefix(lines[1], "byte("), ")"))
+	if err != nil || len(w) != 1 {
+		t.Fatalf("%s: byte line: %v", path, err)
+	}
+	e, err := strconv.Unquote(strings.TrimSuffix(strings.TrimPrefix(lines[2], "[]byte("), ")"))
+	if err != nil {
+		t.Fatalf("%s: []byte line: %v", path, err)
+	}
+	return w[0], []byte(e)
 }

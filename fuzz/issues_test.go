@@ -108,6 +108,21 @@ func TestIssueLeafNeighboursFuzzInput(t *testing.T) {
 	checkScan(t, applyEdits(dbs[int(which)%len(dbs)], edits))
 }
 
+// Open, second input: a leaf whose count (64050) and overflow a fuzzed
+// edit raised, so that every 16-byte element of a 64 KiB node is a bad
+// element. With leafNeighbours as it is this costs 736 MB; with
+// leafNeighbours out of the way it still costs 5.3 MB, 81 bytes per input
+// byte (over the 64x budget): one Finding per bad element, each with its
+// message, chain, and a Lost range rendering two keys as hex and text,
+// ~1.3 KB per 16 input bytes. Branch pages already merge consecutive bad
+// elements into one finding (badRun); leaf element problems do not.
+func TestIssueLeafFindingsPerElement(t *testing.T) {
+	openIssue(t, "one finding (with a rendered lost range) per bad leaf element; leafNeighbours per problem")
+	which, edits := readEditsCorpus(t, "testdata/open/FuzzScanEdits-b7aae4562004b2d1")
+	dbs := builtSeeds(t)
+	checkScan(t, applyEdits(dbs[int(which)%len(dbs)], edits))
+}
+
 // readEditsCorpus reads a FuzzScanEdits corpus file (go test fuzz v1:
 // a byte line and a []byte line).
 func readEditsCorpus(t *testing.T, path string) (byte, []byte) {

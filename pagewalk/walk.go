@@ -3,6 +3,7 @@ package pagewalk
 import (
 	"bytes"
 	"fmt"
+	"sort"
 )
 
 // Bucket is a bucket the walk reached.
@@ -232,19 +233,23 @@ func (w *walker) markOverflow(pgid uint64, s *pageSum, chain []uint64) {
 // localProblems turns the census's page-local problems into findings now
 // that the page is known to be live.
 func (w *walker) localProblems(pgid uint64, chain []uint64, leaf bool, hi []byte) {
+	var lost []localProblem
 	for _, p := range w.c.problems[pgid] {
 		if p.keyOnly && !w.cur.IsKeyBucket() {
+			continue
+		}
+		if leaf && recordLost(p.kind) {
+			lost = append(lost, p)
 			continue
 		}
 		f := Finding{Kind: p.kind, Page: u64p(pgid), Offset: i64p(p.off), Chain: chain, Message: p.msg}
 		if p.elem >= 0 {
 			f.Element = intp(p.elem)
 		}
-		if leaf && recordLost(p.kind) {
-			after, before := w.leafNeighbours(pgid, p.elem, hi)
-			f.Lost = w.lostRange(after, before)
-		}
 		w.add(f)
+	}
+	if len(lost) > 0 {
+		w.leafLosses(pgid, chain, hi, lost)
 	}
 }
 
@@ -254,31 +259,63 @@ func recordLost(k Kind) bool {
 	return k == KindElementBounds || k == KindValueUndecodable || k == KindOverflowPastEOF
 }
 
-// leafNeighbours returns the readable keys around element elem of a leaf
-// (elem -1: the elements past the node's end), bounding what the damage
-// can have held. The page is read again: damage is the rare path.
-func (w *walker) leafNeighbours(pgid uint64, elem int, hi []byte) (after, before []byte) {
-	after, before = w.lastKey, hi
+// leafLosses reports the leaf problems that lose records, consecutive
+// elements of one kind as one finding, each with the readable keys around
+// it as its lost range. The page is read once more: damage is the rare
+// path, and grouping keeps the report (and its memory) linear in the page.
+func (w *walker) leafLosses(pgid uint64, chain []uint64, hi []byte, probs []localProblem) {
 	n, _, err := w.f.readNodeLimit(pgid, nil, 1<<62)
-	if err != nil {
-		return nil, hi
-	}
-	count := int(n.Count)
-	for i := 0; i < count; i++ {
-		if PageHeaderSize+i*LeafElementSize+LeafElementSize > len(n.Data) {
-			break
-		}
-		e, fe := n.Leaf(i)
-		if fe != nil {
-			continue
-		}
-		if elem < 0 || i < elem {
-			after = bytes.Clone(e.Key)
-		} else if i > elem {
-			return after, bytes.Clone(e.Key)
+	var good []int // elements with a readable key
+	if err == nil {
+		for i := 0; i < int(n.Count) && PageHeaderSize+(i+1)*LeafElementSize <= len(n.Data); i++ {
+			if _, fe := n.Leaf(i); fe == nil {
+				good = append(good, i)
+			}
 		}
 	}
-	return after, before
+	key := func(i int) []byte {
+		e, _ := n.Leaf(i)
+		return bytes.Clone(e.Key)
+	}
+	// neighbours of element elem (-1: past the node's last element).
+	neighbours := func(from, to int) (after, before []byte) {
+		after, before = w.lastKey, hi
+		if err != nil {
+			return nil, hi
+		}
+		j := sort.SearchInts(good, from)
+		if from >= 0 && j > 0 {
+			after = key(good[j-1])
+		} else if from < 0 && len(good) > 0 {
+			after = key(good[len(good)-1])
+		}
+		if from >= 0 {
+			k := sort.SearchInts(good, to+1)
+			if k < len(good) {
+				before = key(good[k])
+			}
+		}
+		return after, before
+	}
+	for i := 0; i < len(probs); {
+		p := probs[i]
+		j := i
+		for j+1 < len(probs) && probs[j+1].kind == p.kind && p.elem >= 0 && probs[j+1].elem == probs[j].elem+1 {
+			j++
+		}
+		f := Finding{Kind: p.kind, Page: u64p(pgid), Offset: i64p(p.off), Chain: chain, Message: p.msg}
+		if p.elem >= 0 {
+			f.Element = intp(p.elem)
+			if j > i {
+				f.Elements = &[2]int{p.elem, probs[j].elem}
+				f.Message = fmt.Sprintf("elements %d..%d: %s", p.elem, probs[j].elem, p.msg)
+			}
+		}
+		after, before := neighbours(p.elem, probs[j].elem)
+		f.Lost = w.lostRange(after, before)
+		w.add(f)
+		i = j + 1
+	}
 }
 
 func (w *walker) walkLeaf(pgid uint64, s *pageSum, chain []uint64, lo, hi []byte, bdepth int) {

@@ -76,16 +76,18 @@ func TestIssueRootCandidateReads(t *testing.T) {
 // the quadratic costs were 1 to 7 GB; plus stacked branch pages.
 func TestIssueHostileShapes1MiB(t *testing.T) {
 	for name, b := range map[string][]byte{
-		"overlapping-keys": overlappingKeysFile(1<<20, (1<<20)/32),
-		"stacked-leaves":   stackedOverflowFile(1 << 20),
-		"stacked-branches": stackedBranchFile(1 << 20),
-		"root-candidates":  rootCandidatesFile(1 << 20),
+		"overlapping-keys":  overlappingKeysFile(1<<20, (1<<20)/32),
+		"stacked-leaves":    stackedOverflowFile(1 << 20),
+		"stacked-branches":  stackedBranchFile(1 << 20),
+		"root-candidates":   rootCandidatesFile(1 << 20),
+		"bad-leaf-elements": badLeafElementsFile(1<<20, (1<<20-3*craftPS)/16),
 	} {
 		t.Run(name, func(t *testing.T) { checkScan(t, b) })
 	}
 }
 
-// Open: per-problem leaf re-reads. walker.localProblems calls
+// Fixed in c5f22d8 (leaf damage grouped into runs, the page read once):
+// per-problem leaf re-reads. walker.localProblems calls
 // walker.leafNeighbours (pagewalk/walk.go, from baee880) once per leaf
 // problem, and each call re-reads the whole node with an unbounded
 // overflow claim (readNodeLimit(pgid, nil, 1<<62), a fresh buffer, outside
@@ -93,22 +95,19 @@ func TestIssueHostileShapes1MiB(t *testing.T) {
 // FormatError for each bad one: O(problems x count) per leaf. One reached
 // leaf of n bytes whose elements all point past the node: 16 KiB -> 173 MB
 // allocated, 64 KiB -> 3.2 GB and 5.5 s, 256 KiB -> 53 GB and 109 s; 1 MiB
-// is a hang. FuzzScanEdits found it in 2 s (the edits input is kept in
-// testdata/open/FuzzScanEdits-13db6fd71b663f45: move it to
-// testdata/fuzz/FuzzScanEdits/ with the fix).
+// is a hang. FuzzScanEdits found it in 2 s
+// (testdata/fuzz/FuzzScanEdits/13db6fd71b663f45).
 func TestIssueLeafNeighboursQuadratic(t *testing.T) {
-	openIssue(t, "walker.leafNeighbours re-reads and re-decodes the leaf once per problem")
 	checkScan(t, badLeafElementsFile(16<<10, (16<<10-3*craftPS)/16))
 }
 
 func TestIssueLeafNeighboursFuzzInput(t *testing.T) {
-	openIssue(t, "walker.leafNeighbours re-reads and re-decodes the leaf once per problem")
-	which, edits := readEditsCorpus(t, "testdata/open/FuzzScanEdits-13db6fd71b663f45")
+	which, edits := readEditsCorpus(t, "testdata/fuzz/FuzzScanEdits/13db6fd71b663f45")
 	dbs := builtSeeds(t)
 	checkScan(t, applyEdits(dbs[int(which)%len(dbs)], edits))
 }
 
-// Open, second input: a leaf whose count (64050) and overflow a fuzzed
+// Fixed in c5f22d8, second input: a leaf whose count (64050) and overflow a fuzzed
 // edit raised, so that every 16-byte element of a 64 KiB node is a bad
 // element. With leafNeighbours as it is this costs 736 MB; with
 // leafNeighbours out of the way it still costs 5.3 MB, 81 bytes per input
@@ -117,8 +116,7 @@ func TestIssueLeafNeighboursFuzzInput(t *testing.T) {
 // ~1.3 KB per 16 input bytes. Branch pages already merge consecutive bad
 // elements into one finding (badRun); leaf element problems do not.
 func TestIssueLeafFindingsPerElement(t *testing.T) {
-	openIssue(t, "one finding (with a rendered lost range) per bad leaf element; leafNeighbours per problem")
-	which, edits := readEditsCorpus(t, "testdata/open/FuzzScanEdits-b7aae4562004b2d1")
+	which, edits := readEditsCorpus(t, "testdata/fuzz/FuzzScanEdits/b7aae4562004b2d1")
 	dbs := builtSeeds(t)
 	checkScan(t, applyEdits(dbs[int(which)%len(dbs)], edits))
 }

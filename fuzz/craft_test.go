@@ -132,3 +132,15 @@ func badLeafElementsFile(n int, count uint16) []byte {
 	}
 	return b
 }
+
+// emptyKeysLeafFile: the root is one leaf spanning the file whose elements
+// are all zero: records with empty keys, each "not above the key before
+// it", one key-order problem per 16 bytes.
+func emptyKeysLeafFile(n int) []byte {
+	b := make([]byte, n)
+	pages := uint64(n / craftPS)
+	craftMeta(b, 0, 2, pages, 2)
+	craftMeta(b, 1, 2, pages, 1)
+	craftHeader(b, 2, 0x02, uint16(min(0xFFFF, (n-3*craftPS)/16)), uint32(pages-3))
+	return b
+}

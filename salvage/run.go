@@ -3,13 +3,12 @@ package salvage
 import (
 	"bytes"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"os"
 	"sort"
 
 	"github.com/boltfix/boltfix/pagewalk"
-	"go.etcd.io/etcd/api/v3/mvccpb"
-	"google.golang.org/protobuf/proto"
 )
 
 // Counter receives progress in pages; see pagewalk.Counter.
@@ -366,18 +365,18 @@ func mergeKeyBucket(res *pagewalk.Result, cr *carveResult, w *dbWriter, rep *Rep
 				rep.Notes = appendCapped(rep.Notes, fmt.Sprintf("left out a key-bucket record whose key %x is not a revision", k))
 				return nil
 			}
-			var kv mvccpb.KeyValue
-			if err := proto.Unmarshal(v, &kv); err != nil || len(kv.Key) == 0 {
+			kv, err := decodeRecord(rev, v)
+			if errors.Is(err, errNotKeyValue) || len(kv.Key) == 0 {
 				rep.Records.Rejected++
 				ks.undecodable = append(ks.undecodable, rev.Main)
 				return nil
 			}
+			if err != nil {
+				rep.Notes = appendCapped(rep.Notes, fmt.Sprintf("record %s decodes but is inconsistent (%v): kept as reached", rev, err))
+			}
 			rep.Records.Reached++
 			reachedBC.Reached++
 			rep.Records.Written++
-			if _, err := decodeRecord(rev, v); err != nil {
-				rep.Notes = appendCapped(rep.Notes, fmt.Sprintf("record %s decodes but is inconsistent (%v): kept as reached", rev, err))
-			}
 			ks.observe(kv.Key, rev, false, 0)
 			ks.dense(rev.Main)
 			ks.sub(rev)

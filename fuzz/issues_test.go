@@ -144,26 +144,24 @@ func readEditsCorpus(t *testing.T, path string) (byte, []byte) {
 	return w[0], []byte(e)
 }
 
-// Open: one Finding per out-of-order leaf element. census.summarizeLeaf
+// Fixed (walker.localProblems groups runs of one kind; Key renders at most
+// 256 bytes of a key): one Finding per out-of-order leaf element. census.summarizeLeaf
 // records a KindKeyOrder localProblem (with its own message) for every
 // element not above the one before it, and walker.localProblems turns
 // each into a Finding (struct, message, chain, bucket path, element
 // pointer, growth of the findings slice): ~1.1 KB per 16-byte element,
 // 70 bytes per input byte on a 1 MiB leaf of empty keys (65,439
 // findings), over the 64x budget; FuzzScanEdits hit 90x in 3 s
-// (testdata/open/FuzzScanEdits-4db323c64b7a0da6). Leaf damage that loses
+// (testdata/fuzz/FuzzScanEdits/4db323c64b7a0da6). Leaf damage that loses
 // records is already grouped into runs (c5f22d8); grouping key-order runs
 // the same way (one finding per run of consecutive elements) keeps this
-// linear with a small constant. Move the input to
-// testdata/fuzz/FuzzScanEdits/ with the fix.
+// linear with a small constant.
 func TestIssueLeafKeyOrderPerElement(t *testing.T) {
-	openIssue(t, "one key-order finding per leaf element (~1.1 KB per 16 input bytes)")
 	checkScan(t, emptyKeysLeafFile(1<<20))
 }
 
 func TestIssueLeafKeyOrderFuzzInput(t *testing.T) {
-	openIssue(t, "one key-order finding per leaf element (~1.1 KB per 16 input bytes)")
-	which, edits := readEditsCorpus(t, "testdata/open/FuzzScanEdits-4db323c64b7a0da6")
+	which, edits := readEditsCorpus(t, "testdata/fuzz/FuzzScanEdits/4db323c64b7a0da6")
 	dbs := builtSeeds(t)
 	checkScan(t, applyEdits(dbs[int(which)%len(dbs)], edits))
 }

@@ -1,6 +1,7 @@
 package pagewalk
 
 import (
+	"bytes"
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
@@ -58,6 +59,25 @@ func decodeKeyValue(v []byte) error {
 // alias a buffer that the next call reuses.
 func (r *Result) ForEach(b *Bucket, fn func(k, v []byte) error) error {
 	return r.ForEachInPage(b, func(_ uint64, k, v []byte) error { return fn(k, v) })
+}
+
+// ForEachOwned is ForEach where k and v stay valid after fn returns: each
+// page is read into a buffer of its own, so a writer can keep the slices
+// without copying them again.
+func (r *Result) ForEachOwned(b *Bucket, fn func(k, v []byte) error) error {
+	if b.Inline {
+		return r.ForEach(b, func(k, v []byte) error { return fn(bytes.Clone(k), bytes.Clone(v)) })
+	}
+	for _, pgid := range b.Leaves {
+		n, _, err := r.File.readNode(pgid, nil)
+		if err != nil {
+			return err
+		}
+		if err := forEachLeaf(n, fn); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // ForEachInPage is ForEach that also names the page each record is on

@@ -283,3 +283,9 @@ func (f *File) ReadNode(pgid uint64) (*Node, error) {
 	n, _, err := f.readNode(pgid, nil)
 	return n, err
 }
+
+// ReadNodeInto reads the node at pgid reusing buf when it is large enough,
+// and returns the buffer for the next call. The node aliases it.
+func (f *File) ReadNodeInto(pgid uint64, buf []byte) (*Node, []byte, error) {
+	return f.readNode(pgid, buf)
+}

@@ -77,13 +77,25 @@ type RevRange struct {
 type Key struct {
 	Hex  string `json:"hex"`
 	Text string `json:"text"`
+	// Len is the key's length; Truncated says Hex and Text show only its
+	// first maxRenderedKey bytes (a hostile page can hold huge keys, and a
+	// report must stay small).
+	Len       int  `json:"len"`
+	Truncated bool `json:"truncated,omitempty"`
 	// Revision is set for etcd key-bucket keys.
 	Revision *Revision `json:"revision,omitempty"`
 }
 
+// maxRenderedKey bounds the bytes of a key a finding renders.
+const maxRenderedKey = 256
+
 // MakeKey renders k; rev decodes etcd revision keys.
 func MakeKey(k []byte, rev bool) *Key {
-	key := &Key{Hex: hex.EncodeToString(k), Text: printable(k)}
+	key := &Key{Len: len(k)}
+	if len(k) > maxRenderedKey {
+		k, key.Truncated = k[:maxRenderedKey], true
+	}
+	key.Hex, key.Text = hex.EncodeToString(k), printable(k)
 	if rev {
 		if r, ok := ParseRevision(k); ok {
 			key.Revision = &r

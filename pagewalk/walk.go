@@ -233,24 +233,50 @@ func (w *walker) markOverflow(pgid uint64, s *pageSum, chain []uint64) {
 // localProblems turns the census's page-local problems into findings now
 // that the page is known to be live.
 func (w *walker) localProblems(pgid uint64, chain []uint64, leaf bool, hi []byte) {
-	var lost []localProblem
+	var lost, other []localProblem
 	for _, p := range w.c.problems[pgid] {
 		if p.keyOnly && !w.cur.IsKeyBucket() {
 			continue
 		}
 		if leaf && recordLost(p.kind) {
 			lost = append(lost, p)
-			continue
+		} else {
+			other = append(other, p)
 		}
+	}
+	// Consecutive elements with the same damage make one finding, so the
+	// report stays linear in the page (a page of empty keys is 65k of them).
+	for _, r := range elementRuns(other) {
+		p := other[r[0]]
 		f := Finding{Kind: p.kind, Page: u64p(pgid), Offset: i64p(p.off), Chain: chain, Message: p.msg}
 		if p.elem >= 0 {
 			f.Element = intp(p.elem)
+			if r[1] > r[0] {
+				last := other[r[1]].elem
+				f.Elements = &[2]int{p.elem, last}
+				f.Message = fmt.Sprintf("elements %d..%d: %s", p.elem, last, p.msg)
+			}
 		}
 		w.add(f)
 	}
 	if len(lost) > 0 {
 		w.leafLosses(pgid, chain, hi, lost)
 	}
+}
+
+// elementRuns groups problems into runs [first, last] (indexes into probs)
+// of one kind on consecutive elements.
+func elementRuns(probs []localProblem) [][2]int {
+	var runs [][2]int
+	for i := 0; i < len(probs); {
+		j := i
+		for j+1 < len(probs) && probs[j+1].kind == probs[i].kind && probs[i].elem >= 0 && probs[j+1].elem == probs[j].elem+1 {
+			j++
+		}
+		runs = append(runs, [2]int{i, j})
+		i = j + 1
+	}
+	return runs
 }
 
 // recordLost reports whether a leaf problem of this kind loses records:
@@ -297,12 +323,9 @@ func (w *walker) leafLosses(pgid uint64, chain []uint64, hi []byte, probs []loca
 		}
 		return after, before
 	}
-	for i := 0; i < len(probs); {
+	for _, r := range elementRuns(probs) {
+		i, j := r[0], r[1]
 		p := probs[i]
-		j := i
-		for j+1 < len(probs) && probs[j+1].kind == p.kind && p.elem >= 0 && probs[j+1].elem == probs[j].elem+1 {
-			j++
-		}
 		f := Finding{Kind: p.kind, Page: u64p(pgid), Offset: i64p(p.off), Chain: chain, Message: p.msg}
 		if p.elem >= 0 {
 			f.Element = intp(p.elem)
@@ -314,7 +337,6 @@ func (w *walker) leafLosses(pgid uint64, chain []uint64, hi []byte, probs []loca
 		after, before := neighbours(p.elem, probs[j].elem)
 		f.Lost = w.lostRange(after, before)
 		w.add(f)
-		i = j + 1
 	}
 }
 

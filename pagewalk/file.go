@@ -284,8 +284,10 @@ func (f *File) ReadNode(pgid uint64) (*Node, error) {
 	return n, err
 }
 
-// ReadNodeInto reads the node at pgid reusing buf when it is large enough,
-// and returns the buffer for the next call. The node aliases it.
-func (f *File) ReadNodeInto(pgid uint64, buf []byte) (*Node, []byte, error) {
-	return f.readNode(pgid, buf)
+// ReadNodeInto reads at most limit bytes of the node at pgid (at least its
+// first page), reusing buf when it is large enough, and returns the buffer
+// for the next call. The node aliases it. The limit keeps a page whose
+// overflow count is garbage from costing a read of the rest of the file.
+func (f *File) ReadNodeInto(pgid uint64, buf []byte, limit int64) (*Node, []byte, error) {
+	return f.readNodeLimit(pgid, buf, limit)
 }

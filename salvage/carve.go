@@ -2,10 +2,14 @@ package salvage
 
 import (
 	"bytes"
+	"encoding/hex"
 	"sort"
 
 	"github.com/boltfix/boltfix/pagewalk"
 )
+
+// maxCarvedNode bounds the bytes read for one carved node.
+const maxCarvedNode = 64 << 20
 
 // carved is a key-bucket record found on a page the tree does not reach.
 type carved struct {
@@ -24,6 +28,7 @@ type carveResult struct {
 	cands     int
 	rejected  int
 	dups      int
+	skipped   int // revision records inside the intact tree: not decoded
 	conflicts []Conflict
 	// edges are the first and last revision on each page that gave
 	// records: where a page ends, a transaction's later sub-revisions may
@@ -42,13 +47,24 @@ func carve(res *pagewalk.Result, progress Counter) *carveResult {
 	cr := &carveResult{}
 	byRev := map[string]int{}
 	pageEdges := map[uint64][2]pagewalk.Revision{}
+	need := neededRanges(res)
+	var buf []byte
 	cands := res.CarveCandidates()
 	cr.cands = len(cands)
 	for _, pgid := range cands {
 		if progress != nil {
 			progress.Add(1)
 		}
-		n, err := res.File.ReadNode(pgid)
+		// A page whose header names another page is read as one page: its
+		// overflow count is as suspect as its id. Otherwise a node is
+		// bounded by the largest one etcd can write (a request is at most
+		// a few MiB).
+		limit := int64(maxCarvedNode)
+		if !res.WellformedLeaf(pgid) {
+			limit = int64(res.File.PageSize)
+		}
+		n, nb, err := res.File.ReadNodeInto(pgid, buf, limit)
+		buf = nb
 		if err != nil {
 			continue
 		}
@@ -65,6 +81,13 @@ func carve(res *pagewalk.Result, progress Counter) *carveResult {
 			}
 			rev, ok := pagewalk.ParseRevision(e.Key)
 			if !ok {
+				continue
+			}
+			if !need.contains(e.Key) {
+				// Inside the intact tree: a copy of a reached record, or
+				// one compaction deleted. Neither adds anything.
+				cr.skipped++
+				readable-- // judge the page by the records that matter
 				continue
 			}
 			kv, err := decodeRecord(rev, e.Value)
@@ -134,4 +157,67 @@ func (cr *carveResult) branchPairs(res *pagewalk.Result, edges map[uint64][2]pag
 			prev = &ec
 		}
 	}
+}
+
+// keyRanges is a sorted list of disjoint open key intervals; a nil bound
+// is open-ended. all means every key.
+type keyRanges struct {
+	all bool
+	iv  [][2][]byte
+}
+
+// neededRanges are the key ranges where carving can add records: under
+// damage in the key bucket's tree, after its newest key (later commits, or
+// a tree older than the last commit), or everywhere when the key bucket
+// was not reached. Elsewhere the intact tree already holds every record
+// there is: a carved copy is a duplicate or compaction garbage.
+func neededRanges(res *pagewalk.Result) keyRanges {
+	kb := res.Bucket("key")
+	if kb == nil || kb.Last == nil {
+		return keyRanges{all: true}
+	}
+	iv := [][2][]byte{{kb.Last, nil}}
+	for _, f := range res.Report.Findings {
+		if f.Lost == nil || len(f.Bucket) != 1 || f.Bucket[0] != "key" {
+			continue
+		}
+		var r [2][]byte
+		if f.Lost.After != nil {
+			r[0], _ = hex.DecodeString(f.Lost.After.Hex)
+		}
+		if f.Lost.Before != nil {
+			r[1], _ = hex.DecodeString(f.Lost.Before.Hex)
+		}
+		iv = append(iv, r)
+	}
+	// Sort by lower bound (nil first) and merge overlaps.
+	sort.Slice(iv, func(i, j int) bool { return iv[i][0] == nil && iv[j][0] != nil || iv[j][0] != nil && bytes.Compare(iv[i][0], iv[j][0]) < 0 })
+	var out [][2][]byte
+	for _, r := range iv {
+		if n := len(out); n > 0 {
+			last := &out[n-1]
+			if last[1] == nil || r[0] == nil || bytes.Compare(r[0], last[1]) < 0 {
+				if last[1] != nil && (r[1] == nil || bytes.Compare(r[1], last[1]) > 0) {
+					last[1] = r[1]
+				}
+				continue
+			}
+		}
+		out = append(out, r)
+	}
+	return keyRanges{iv: out}
+}
+
+// contains reports whether k lies strictly inside one of the ranges.
+func (kr keyRanges) contains(k []byte) bool {
+	if kr.all {
+		return true
+	}
+	// The last range whose lower bound is below k.
+	i := sort.Search(len(kr.iv), func(i int) bool { return kr.iv[i][0] != nil && bytes.Compare(kr.iv[i][0], k) >= 0 }) - 1
+	if i < 0 {
+		return false
+	}
+	r := kr.iv[i]
+	return r[1] == nil || bytes.Compare(k, r[1]) < 0
 }

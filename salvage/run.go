@@ -330,7 +330,7 @@ func mergeKeyBucket(res *pagewalk.Result, cr *carveResult, w *dbWriter, rep *Rep
 		}
 	}
 	if kb != nil {
-		err := res.ForEach(kb, func(k, v []byte) error {
+		err := res.ForEachOwned(kb, func(k, v []byte) error {
 			// Consecutive reached records are neighbours (the tree says
 			// so) unless the walk found damage right after the first.
 			if rev, ok := pagewalk.ParseRevision(k); ok {
@@ -380,7 +380,7 @@ func mergeKeyBucket(res *pagewalk.Result, cr *carveResult, w *dbWriter, rep *Rep
 			ks.observe(kv.Key, rev, false, 0)
 			ks.dense(rev.Main)
 			ks.sub(rev)
-			return w.put(keyPath, bytes.Clone(k), bytes.Clone(v), 1.0)
+			return w.put(keyPath, k, v, 1.0)
 		})
 		if err != nil {
 			return nil, err

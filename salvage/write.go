@@ -2,6 +2,7 @@ package salvage
 
 import (
 	"fmt"
+	"os"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -123,6 +124,13 @@ func verify(path string) error {
 		return err
 	}
 	defer db.Close()
+	// tx.Check touches every page of bbolt's mapping; on a multi-GiB output
+	// those mapped pages count against the process (and a container's
+	// memory limit). Drop them as the check goes: they fault back in from
+	// the page cache when bbolt needs them again.
+	if st, err := os.Stat(path); err == nil {
+		defer dropMappedPages(db.Info().Data, st.Size())()
+	}
 	return db.View(func(tx *bolt.Tx) error {
 		for err := range tx.Check() {
 			return err

@@ -191,7 +191,9 @@ func neededRanges(res *pagewalk.Result) keyRanges {
 		iv = append(iv, r)
 	}
 	// Sort by lower bound (nil first) and merge overlaps.
-	sort.Slice(iv, func(i, j int) bool { return iv[i][0] == nil && iv[j][0] != nil || iv[j][0] != nil && bytes.Compare(iv[i][0], iv[j][0]) < 0 })
+	sort.Slice(iv, func(i, j int) bool {
+		return iv[i][0] == nil && iv[j][0] != nil || iv[j][0] != nil && bytes.Compare(iv[i][0], iv[j][0]) < 0
+	})
 	var out [][2][]byte
 	for _, r := range iv {
 		if n := len(out); n > 0 {

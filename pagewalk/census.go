@@ -138,6 +138,12 @@ func (c *census) run(counter Counter) error {
 	ps := f.PageSize
 	npages := f.PageCount()
 	c.sums = make([]pageSum, npages)
+	// Presize for a typical etcd db (most pages leaves, a few branches,
+	// two short keys a leaf): growing these by doubling cost a copy of
+	// everything kept so far, several times over. Bounded by the file.
+	c.leaves = make([]leafInfo, 0, npages/2+1)
+	c.belems = make([]branchElem, 0, npages/8+1)
+	c.arena = make([]byte, 0, min(c.arenaLimit(), int64(npages)*40))
 	chunkPages := max(1, min(chunkBytes/ps, int(npages))) // no 4 MiB buffer for a small file
 	chunks := readAhead(f, npages, chunkPages)
 	defer chunks.stop()

@@ -72,6 +72,7 @@ type walker struct {
 	cur      *Bucket
 	curIdx   int32
 	lastKey  []byte // in-order: the largest key reached so far in cur
+	path     []uint64
 }
 
 func newWalker(c *census, hwm, freelist uint64) *walker {
@@ -87,9 +88,8 @@ func newWalker(c *census, hwm, freelist uint64) *walker {
 }
 
 func (w *walker) add(f Finding) {
-	if f.Chain == nil {
-		f.Chain = []uint64{}
-	}
+	// The walk reuses its chain buffer (extend): a finding keeps a copy.
+	f.Chain = append([]uint64{}, f.Chain...)
 	if f.Bucket == nil {
 		f.Bucket = []string{}
 		if w.cur != nil {
@@ -107,6 +107,20 @@ func appendChain(chain []uint64, pgid uint64) []uint64 {
 	copy(out, chain)
 	out[len(chain)] = pgid
 	return out
+}
+
+// extend returns chain+pgid without allocating: in a depth-first walk every
+// chain is a prefix of the current path, kept in one buffer. Whatever keeps
+// a chain past the walk (a finding, a bucket) copies it.
+func (w *walker) extend(chain []uint64, pgid uint64) []uint64 {
+	n := len(chain)
+	if n >= len(w.path) {
+		grown := make([]uint64, 2*n+16)
+		copy(grown, chain)
+		w.path = grown
+	}
+	w.path[n] = pgid
+	return w.path[:n+1:n+1]
 }
 
 // pointerProblem judges a child pgid by itself: damage in the page that
@@ -160,7 +174,7 @@ func (w *walker) walkRoot(pgid uint64) {
 func (w *walker) enterBucket(b *Bucket, chain []uint64, pgid uint64, bdepth int) {
 	saveCur, saveIdx, saveLast := w.cur, w.curIdx, w.lastKey
 	w.cur, w.curIdx, w.lastKey = b, int32(len(w.buckets)), nil
-	b.chain = chain
+	b.chain = append([]uint64(nil), chain...)
 	w.buckets = append(w.buckets, b)
 	if kind, msg := w.pointerProblem(pgid); kind != "" {
 		holder := pgid
@@ -186,7 +200,7 @@ func (w *walker) enterBucket(b *Bucket, chain []uint64, pgid uint64, bdepth int)
 // bound its keys (lo inclusive, hi exclusive; nil is open). It returns the
 // depth of the subtree.
 func (w *walker) walkNode(pgid uint64, parentChain []uint64, depth int, lo, hi []byte, bdepth int) int {
-	chain := appendChain(parentChain, pgid)
+	chain := w.extend(parentChain, pgid)
 	if depth > maxTreeDepth {
 		w.add(Finding{Kind: KindTreeTooDeep, Page: u64p(pgid), Chain: chain,
 			Message: fmt.Sprintf("more than %d levels: a cycle or a hostile file", maxTreeDepth)})
@@ -351,11 +365,11 @@ func (w *walker) walkLeaf(pgid uint64, s *pageSum, chain []uint64, lo, hi []byte
 				Message: "leaf keys fall outside the range its parent's separators give it"})
 		}
 		if w.cur.First == nil {
-			w.cur.First = bytes.Clone(first)
+			w.cur.First = first // the census arena does not move once the walk starts
 		}
 		if w.lastKey == nil || bytes.Compare(last, w.lastKey) > 0 {
 			w.lastKey = last
-			w.cur.Last = bytes.Clone(last)
+			w.cur.Last = last
 		}
 	}
 	for i := li.bfirst; i < li.bfirst+li.bn; i++ {
@@ -374,7 +388,7 @@ func (w *walker) walkLeaf(pgid uint64, s *pageSum, chain []uint64, lo, hi []byte
 			if lb.hasFirst {
 				nb.First, nb.Last = bytes.Clone(w.c.key(lb.first)), bytes.Clone(w.c.key(lb.last))
 			}
-			nb.chain = chain
+			nb.chain = append([]uint64(nil), chain...)
 			nb.Damaged = lb.records < 0
 			w.buckets = append(w.buckets, nb)
 			continue

@@ -120,7 +120,7 @@ func (w *walker) extend(chain []uint64, pgid uint64) []uint64 {
 		w.path = grown
 	}
 	w.path[n] = pgid
-	return w.path[:n+1:n+1]
+	return w.path[: n+1 : n+1]
 }
 
 // pointerProblem judges a child pgid by itself: damage in the page that

@@ -2,9 +2,12 @@ package fuzz
 
 import (
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/boltfix/boltfix/salvage"
 )
 
 // Named regressions for what fuzzing found. Fixed issues run always; open
@@ -164,4 +167,36 @@ func TestIssueLeafKeyOrderFuzzInput(t *testing.T) {
 	which, edits := readEditsCorpus(t, "testdata/fuzz/FuzzScanEdits/4db323c64b7a0da6")
 	dbs := builtSeeds(t)
 	checkScan(t, applyEdits(dbs[int(which)%len(dbs)], edits))
+}
+
+// Fixed (salvage.isRefused): a damaged tree held a record bbolt will not
+// store (empty key), and salvage failed instead of leaving it out.
+// FuzzSalvage input testdata/fuzz/FuzzSalvage/f57adb3f186dc286.
+func TestIssueSalvageRefusedRecord(t *testing.T) {
+	runSalvageCorpus(t, "testdata/fuzz/FuzzSalvage/f57adb3f186dc286")
+}
+
+// Fixed (Result.ForEachInPage): an inline bucket whose value the census
+// found unreadable made salvage fail instead of counting it damaged.
+// FuzzSalvage input testdata/fuzz/FuzzSalvage/9084b2c30d21e80e.
+func TestIssueSalvageUnreadableInlineBucket(t *testing.T) {
+	runSalvageCorpus(t, "testdata/fuzz/FuzzSalvage/9084b2c30d21e80e")
+}
+
+// runSalvageCorpus salvages the db a FuzzSalvage corpus file describes and
+// requires a verified output.
+func runSalvageCorpus(t *testing.T, path string) {
+	t.Helper()
+	which, edits := readEditsCorpus(t, path)
+	dbs := builtSeeds(t)
+	b := applyEdits(dbs[int(which)%len(dbs)], edits)
+	dir := t.TempDir()
+	in := filepath.Join(dir, "in.db")
+	if err := os.WriteFile(in, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := salvage.Run(in, filepath.Join(dir, "out.db"), salvage.Options{})
+	if err != nil || !rep.Verified {
+		t.Fatalf("salvage: %v", err)
+	}
 }

@@ -88,13 +88,15 @@ func (r *Result) ForEachInPage(b *Bucket, fn func(pgid uint64, k, v []byte) erro
 		if err != nil {
 			return err
 		}
+		// An inline bucket the census found unreadable holds nothing that
+		// can be read; its finding says so.
 		e, fe := n.Leaf(b.Element)
 		if fe != nil {
-			return fe
+			return nil
 		}
 		_, inl, fe := ParseBucket(e.Value, b.Holder, n.Offset)
-		if fe != nil {
-			return fe
+		if fe != nil || inl == nil {
+			return nil
 		}
 		return forEachLeaf(inl, func(k, v []byte) error { return fn(b.Holder, k, v) })
 	}

@@ -9,6 +9,7 @@ import (
 	"sort"
 
 	"github.com/boltfix/boltfix/pagewalk"
+	berrors "go.etcd.io/bbolt/errors"
 )
 
 // Counter receives progress in pages; see pagewalk.Counter.
@@ -113,7 +114,7 @@ func FromScan(res *pagewalk.Result, in, out string, opts Options) (*Report, erro
 
 func anyDamagedBucket(rep *Report) bool {
 	for _, b := range rep.Buckets {
-		if (b.Damaged || b.Missing) && !(len(b.Bucket) == 1 && b.Bucket[0] == "key") {
+		if (b.Damaged || b.Missing || b.LeftOut > 0) && !(len(b.Bucket) == 1 && b.Bucket[0] == "key") {
 			return true
 		}
 	}
@@ -141,7 +142,14 @@ func copyOtherBuckets(res *pagewalk.Result, w *dbWriter, rep *Report, isEtcd boo
 		}
 		bc := BucketCount{Bucket: pathStrings(b.Path), Damaged: b.Damaged}
 		bkt, err := w.bucket(b.Path)
-		if err != nil {
+		if isRefused(err) {
+			// A damaged tree can hold what bbolt will not store: an empty
+			// bucket name, a bucket and a record under one key.
+			bc.LeftOut = b.Records
+			rep.Notes = appendCapped(rep.Notes, fmt.Sprintf("bucket %q left out: %v", bc.Bucket, err))
+			rep.Buckets = append(rep.Buckets, bc)
+			continue
+		} else if err != nil {
 			return err
 		}
 		if err := bkt.SetSequence(b.Sequence); err != nil {
@@ -149,8 +157,16 @@ func copyOtherBuckets(res *pagewalk.Result, w *dbWriter, rep *Report, isEtcd boo
 		}
 		err = res.ForEach(b, func(k, v []byte) error {
 			bc.Reached++
-			bc.Written++
-			return w.put(b.Path, bytes.Clone(k), bytes.Clone(v), 0.5)
+			err := w.put(b.Path, bytes.Clone(k), bytes.Clone(v), 0.5)
+			if isRefused(err) {
+				bc.LeftOut++
+				rep.Notes = appendCapped(rep.Notes, fmt.Sprintf("record %q in bucket %q left out: %v", printableKey(k), bc.Bucket, err))
+				return nil
+			}
+			if err == nil {
+				bc.Written++
+			}
+			return err
 		})
 		if err != nil {
 			return err
@@ -538,4 +554,20 @@ func appendCapped(notes []string, s string) []string {
 		return append(notes, s)
 	}
 	return notes
+}
+
+// isRefused reports whether bbolt refused a record or bucket for its shape
+// (empty or oversized key, oversized value, a bucket where a record is or
+// the other way round): damage in the input, not a failure of the output.
+func isRefused(err error) bool {
+	return err != nil && (errors.Is(err, berrors.ErrKeyRequired) || errors.Is(err, berrors.ErrKeyTooLarge) ||
+		errors.Is(err, berrors.ErrValueTooLarge) || errors.Is(err, berrors.ErrIncompatibleValue) ||
+		errors.Is(err, berrors.ErrBucketNameRequired) || errors.Is(err, berrors.ErrBucketExists))
+}
+
+func printableKey(k []byte) string {
+	if len(k) > 64 {
+		k = k[:64]
+	}
+	return string(k)
 }

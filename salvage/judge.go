@@ -2,6 +2,7 @@ package salvage
 
 import (
 	"fmt"
+	"path/filepath"
 	"sort"
 	"strings"
 )
@@ -45,7 +46,7 @@ func judgeKeys(ks *keySpace, rep *Report, opts Options) {
 				continue
 			}
 			rep.PossiblyStaleCount++
-			if l != nil {
+			if l != nil && !s.latest.Tombstone {
 				l.PossiblyStale++
 			}
 			if len(rep.PossiblyStale) < opts.MaxListed {
@@ -104,14 +105,29 @@ func regenerated(res string) (bool, string) {
 
 // nextSteps tells the admin what to run next.
 func nextSteps(rep *Report) {
+	dataDir, newDir := "DATA_DIR", "NEW_DIR"
+	if d, ok := DataDirOf(rep.Input); ok {
+		dataDir, newDir = d, d+".repaired"
+	}
 	if rep.Complete {
-		rep.Next = append(rep.Next, fmt.Sprintf("every record was recovered; rebuild the member dir around it: boltfix repair DATA_DIR --out NEW_DIR (uses the WAL), or etcdutl snapshot restore %s --data-dir NEW_DIR --skip-hash-check", rep.Output))
+		rep.Next = append(rep.Next, fmt.Sprintf("every record was recovered; rebuild the member dir with the WAL: boltfix repair %s --out %s (or without it: etcdutl snapshot restore %s --data-dir %s --skip-hash-check)", dataDir, newDir, rep.Output, newDir))
 		return
 	}
 	rep.Next = append(rep.Next,
-		"replay the WAL over the salvaged records to fill lost ranges: boltfix repair DATA_DIR --out NEW_DIR",
+		fmt.Sprintf("replay the WAL over the salvaged records to fill the lost ranges: boltfix repair %s --out %s", dataDir, newDir),
 		"check the possibly stale keys against manifests; objects of regenerated resources come back by themselves")
 	if rep.Records.Uncertain > 0 && !rep.Aggressive {
 		rep.Next = append(rep.Next, "to keep the carved records that may be compaction garbage, run again with --aggressive (they may resurrect deleted keys)")
 	}
+}
+
+// DataDirOf returns the etcd data dir a db path lies in
+// (DATA_DIR/member/snap/db), if it does.
+func DataDirOf(db string) (string, bool) {
+	snap := filepath.Dir(filepath.Clean(db))
+	member := filepath.Dir(snap)
+	if filepath.Base(db) != "db" || filepath.Base(snap) != "snap" || filepath.Base(member) != "member" {
+		return "", false
+	}
+	return filepath.Dir(member), true
 }

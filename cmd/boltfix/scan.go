@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/boltfix/boltfix/pagewalk"
+	"github.com/boltfix/boltfix/salvage"
 	"github.com/spf13/cobra"
 )
 
@@ -209,8 +210,12 @@ func printScan(w io.Writer, r *pagewalk.Report) {
 		fmt.Fprintln(w, "The db is structurally sound. If etcd still fails, check the WAL:\n  boltfix wal verify DATA_DIR")
 		return
 	}
-	fmt.Fprintf(w, "Do not start etcd on this file. Copy out every record still on disk:\n  boltfix salvage %s --out %s.salvaged\n", r.Path, r.Path)
-	fmt.Fprintln(w, "or rebuild the whole member dir from the db and the WAL:\n  boltfix repair DATA_DIR --out DATA_DIR.repaired")
+	dataDir := "DATA_DIR"
+	if d, ok := salvage.DataDirOf(r.Path); ok {
+		dataDir = d
+	}
+	fmt.Fprintf(w, "Do not start etcd on this file. Rebuild the member dir from the db and the WAL:\n  boltfix repair %s --out %s.repaired\n", dataDir, dataDir)
+	fmt.Fprintf(w, "or copy out every record still on disk into a new db:\n  boltfix salvage %s --out %s.salvaged.db\n", r.Path, dataDir)
 }
 
 func elemString(f pagewalk.Finding) string {

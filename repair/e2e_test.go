@@ -152,8 +152,8 @@ func TestRepairEtcd35(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if rep.StorageVersion != "" {
-				t.Errorf("a 3.5 db reported storage version %q", rep.StorageVersion)
+			if rep.StorageVersion != "" || rep.OutputStorageVersion != "" || rep.ClusterVersion != "3.5.0" {
+				t.Errorf("3.5 data: storage version in %q, out %q; cluster version %q", rep.StorageVersion, rep.OutputStorageVersion, rep.ClusterVersion)
 			}
 			got, _, err := fixtures.ReadAll(out, fixtures.WithBinary(bin))
 			if err != nil {

@@ -171,6 +171,7 @@ func prepareBase(db, base string, opts Options, rep *Report) (*baseState, error)
 	}
 	rep.DB.Findings = len(res.Report.Findings)
 	rep.StorageVersion = res.Report.Etcd.StorageVersion
+	rep.ClusterVersion = res.Report.Etcd.ClusterVersion
 	srep, err := salvage.FromScan(res, db, base, salvage.Options{Aggressive: opts.Aggressive, MaxListed: 100})
 	if err != nil {
 		return nil, fmt.Errorf("salvage: %w", err)
@@ -443,10 +444,27 @@ func writeMember(base, work string, log *wal.Log, opts Options, lg *zap.Logger, 
 	}
 	rep.Counts.Final = an.Records
 	rep.PossiblyStale, rep.PossiblyStaleCount, rep.Ledger = an.PossiblyStale, an.PossiblyStaleCount, an.Ledger
-	if rep.StorageVersion != "" {
-		rep.Version = "3.6 or newer (storageVersion " + rep.StorageVersion + ")"
-	} else if rep.DB.Present {
-		rep.Version = "3.5 or older (no storageVersion in meta)"
+	cv := rep.ClusterVersion
+	if cv == "" {
+		cv = "unknown"
+	}
+	switch {
+	case rep.StorageVersion != "":
+		rep.Version = "3.6 or newer (storageVersion " + rep.StorageVersion + ", cluster version " + cv + ")"
+	case rep.DB.Present:
+		rep.Version = "3.5 or older (no storageVersion in meta; cluster version " + cv + "): nothing newer is written"
+	}
+	// What the new db says of itself: a 3.5 member must not find a
+	// storageVersion it would not write (a later upgrade would take the db
+	// for a newer one).
+	if f, err := pagewalk.Open(newDB); err == nil {
+		if res, err := f.Scan(pagewalk.Options{}); err == nil {
+			rep.OutputStorageVersion = res.Report.Etcd.StorageVersion
+		}
+		f.Close()
+	}
+	if rep.StorageVersion == "" && rep.OutputStorageVersion != "" && rep.DB.Present {
+		return fmt.Errorf("the new db carries storageVersion %q but the data was written by etcd 3.5 or older", rep.OutputStorageVersion)
 	}
 	if opts.SkipStartCheck {
 		rep.Checks.EtcdCheckSkipped = true

@@ -28,8 +28,10 @@ type Report struct {
 	Disagreements []string `json:"disagreements"`
 	// Version is the etcd version the data was written by, as far as the
 	// db tells ("3.6+" from storageVersion, else "3.5 or older").
-	Version        string `json:"version"`
-	StorageVersion string `json:"storage_version"`
+	Version              string `json:"version"`
+	StorageVersion       string `json:"storage_version"`        // in the damaged db's meta bucket
+	ClusterVersion       string `json:"cluster_version"`        // in the damaged db's cluster bucket
+	OutputStorageVersion string `json:"output_storage_version"` // in the new db`
 
 	DB            *DBPart           `json:"db"`
 	WAL           *WALPart          `json:"wal"`

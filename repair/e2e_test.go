@@ -71,6 +71,16 @@ func onDB(f func(db string) (fixtures.Damage, error)) damageFn {
 	return func(dir string, _ *fixtures.Truth) (fixtures.Damage, error) { return f(fixtures.DBPath(dir)) }
 }
 
+// both applies two damages, the db's and the WAL's.
+func both(a, b damageFn) damageFn {
+	return func(dir string, tr *fixtures.Truth) (fixtures.Damage, error) {
+		if _, err := a(dir, tr); err != nil {
+			return fixtures.Damage{}, err
+		}
+		return b(dir, tr)
+	}
+}
+
 func TestRepairDamageClasses(t *testing.T) {
 	cases := []struct {
 		name      string
@@ -91,6 +101,10 @@ func TestRepairDamageClasses(t *testing.T) {
 		{"older-db", "older", func(dir string, tr *fixtures.Truth) (fixtures.Damage, error) {
 			return fixtures.OlderDB(dir, tr.OlderDB)
 		}, true},
+		{"half-zeroed-and-wal-overwrite", "default", both(onDB(func(db string) (fixtures.Damage, error) { return fixtures.HalfZeroBranch(db, "key", 0) }),
+			func(dir string, _ *fixtures.Truth) (fixtures.Damage, error) { return fixtures.WALOverwrite(dir, 3) }), false},
+		{"garbage-leaves-and-torn-wal-tail", "default", both(onDB(func(db string) (fixtures.Damage, error) { return fixtures.GarbageLeaves(db, 3, 2) }),
+			func(dir string, _ *fixtures.Truth) (fixtures.Damage, error) { return fixtures.TornWALTail(dir) }), false},
 		{"purged-wal-half-zeroed", "purged", onDB(func(db string) (fixtures.Damage, error) { return fixtures.HalfZeroBranch(db, "key", 0) }), false},
 		{"purged-wal-garbage-leaves", "purged", onDB(func(db string) (fixtures.Damage, error) { return fixtures.GarbageLeaves(db, 4, 3) }), false},
 		{"purged-wal-missing-db", "purged", func(dir string, _ *fixtures.Truth) (fixtures.Damage, error) { return fixtures.RemoveDB(dir) }, false},

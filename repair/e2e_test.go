@@ -102,7 +102,7 @@ func TestRepairDamageClasses(t *testing.T) {
 			return fixtures.OlderDB(dir, tr.OlderDB)
 		}, true},
 		{"half-zeroed-and-wal-overwrite", "default", both(onDB(func(db string) (fixtures.Damage, error) { return fixtures.HalfZeroBranch(db, "key", 0) }),
-			func(dir string, _ *fixtures.Truth) (fixtures.Damage, error) { return fixtures.WALOverwrite(dir, 3) }), false},
+			func(dir string, _ *fixtures.Truth) (fixtures.Damage, error) { return fixtures.WALOverwrite(dir, 3) }), true},
 		{"garbage-leaves-and-torn-wal-tail", "default", both(onDB(func(db string) (fixtures.Damage, error) { return fixtures.GarbageLeaves(db, 3, 2) }),
 			func(dir string, _ *fixtures.Truth) (fixtures.Damage, error) { return fixtures.TornWALTail(dir) }), false},
 		{"purged-wal-half-zeroed", "purged", onDB(func(db string) (fixtures.Damage, error) { return fixtures.HalfZeroBranch(db, "key", 0) }), false},

@@ -100,6 +100,8 @@ func Run(dataDir string, opts Options) (*Report, error) {
 				return nil, err
 			}
 			base = full
+		} else if tryAnchors(&base, work, log, st, lg, rep) {
+			// The replay from the anchor rebuilt everything above it.
 		} else if err := replay(base, log, st, opts, lg, rep); err != nil {
 			return nil, err
 		}

@@ -1,0 +1,309 @@
+package repair
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/boltfix/boltfix/pagewalk"
+	"github.com/boltfix/boltfix/wal"
+	bolt "go.etcd.io/bbolt"
+	"go.etcd.io/etcd/api/v3/mvccpb"
+	"go.etcd.io/etcd/server/v3/lease/leasepb"
+	"go.etcd.io/etcd/server/v3/storage/backend"
+	"go.etcd.io/etcd/server/v3/storage/schema"
+	"go.etcd.io/raft/v3/raftpb"
+	"go.uber.org/zap"
+	"google.golang.org/protobuf/proto"
+)
+
+// Anchoring: when the db alone leaves revisions uncertain (damaged ranges,
+// the newest records) and the WAL does not reach back to index 1, the WAL
+// may still reach back to just before the damage. Replay is deterministic,
+// so if we find the entry Y that produced some revision R below the damage,
+// the salvaged records up to R are the store at Y, and replaying the
+// entries after Y rebuilds every later revision. The anchor is accepted only
+// if that replay reproduces, byte for byte, every salvaged record above R:
+// a wrong anchor (or state the db no longer holds, such as a lease revoked
+// since) cannot pass that check.
+
+// maxAnchorTries bounds the anchors tried, newest first.
+const maxAnchorTries = 3
+
+// anchor is a WAL entry known to have produced revision rev.
+type anchor struct {
+	index, term uint64
+	rev         int64
+}
+
+// tryAnchors attempts replays from anchors below the lowest uncertain
+// revision. On success base is replaced by the anchored, replayed db.
+func tryAnchors(base *string, work string, log *wal.Log, st *baseState, lg *zap.Logger, rep *Report) bool {
+	// Below the lowest uncertain revision an anchor settles everything;
+	// below the uncertain top (when the WAL does not reach further back) it
+	// settles the top and the ranges above it.
+	low := int64(0)
+	for _, r := range st.lost {
+		if low == 0 || r[0] < low {
+			low = r[0]
+		}
+	}
+	var limits []int64
+	if low != 0 {
+		limits = append(limits, low)
+	}
+	if !st.topIntact {
+		if top := rep.DB.BaseRevision + 1; low == 0 || top < low {
+			limits = []int64{top}
+		} else {
+			limits = append(limits, top)
+		}
+	}
+	for _, limit := range limits {
+		// Below the compaction the salvaged records are not the store at
+		// any entry: compaction removed what the store then held.
+		if limit > st.compact+1 && tryAnchorsBelow(base, work, log, st, lg, rep, limit) {
+			return true
+		}
+	}
+	return false
+}
+
+// tryAnchorsBelow tries anchors that produced a revision below limit: the
+// oldest first (they settle the most), then the newest.
+func tryAnchorsBelow(base *string, work string, log *wal.Log, st *baseState, lg *zap.Logger, rep *Report, limit int64) bool {
+	cands, err := findAnchors(*base, log, limit, st.compact, rep.DB.BaseIndex)
+	if err != nil {
+		rep.Notes = append(rep.Notes, "anchor search: "+err.Error())
+		return false
+	}
+	if len(cands) > maxAnchorTries {
+		cands = append(cands[len(cands)-maxAnchorTries+1:], cands[0])
+		for i, j := 0, len(cands)-2; i < j; i, j = i+1, j-1 {
+			cands[i], cands[j] = cands[j], cands[i]
+		}
+	} else {
+		for i, j := 0, len(cands)-1; i < j; i, j = i+1, j-1 {
+			cands[i], cands[j] = cands[j], cands[i]
+		}
+	}
+	for i, a := range cands {
+		path := filepath.Join(work, fmt.Sprintf("anchor-%d-%d.db", limit, i))
+		rr, regenerated, ok, why := replayFromAnchor(*base, path, log, a, st, lg)
+		if !ok {
+			rep.Notes = append(rep.Notes, fmt.Sprintf("anchor at WAL index %d (revision %d) rejected: %s", a.index, a.rev, why))
+			os.Remove(path)
+			continue
+		}
+		*base = path
+		rep.Replay = rr
+		rep.Counts.Replayed = len(rr.Records)
+		rep.Counts.Regenerated = regenerated
+		rep.DB.BaseIndex, rep.DB.BaseRevision = a.index, a.rev
+		rep.DB.Strategy += fmt.Sprintf("; anchored at WAL index %d, which produced revision %d below the damage: replayed from there and reproduced all %d salvaged records above it byte for byte",
+			a.index, a.rev, regenerated)
+		// Everything above the anchor now comes from the replay.
+		var lost [][2]int64
+		var reasons []string
+		for j, r := range st.lost {
+			if r[0] <= a.rev {
+				lost = append(lost, [2]int64{r[0], min(r[1], a.rev)})
+				reasons = append(reasons, st.reasons[j])
+			}
+		}
+		st.lost, st.reasons = lost, reasons
+		st.topIntact, st.openTop = true, true
+		st.replayed = rr.ConsistentIndex >= log.CommitIndex()
+		st.topReason = "revisions after the anchor come only from the WAL"
+		st.dropped = map[string][]byte{}
+		return true
+	}
+	return false
+}
+
+// findAnchors lists WAL entries (newest first) that are plain puts whose
+// key and value appear in exactly one salvaged record, a whole revision of
+// its own, below low and above the compaction, applied to the db (index <=
+// its consistent_index). A put whose key and value occur twice in the WAL is
+// ambiguous and skipped.
+func findAnchors(dbPath string, log *wal.Log, low, compact int64, dbIndex uint64) ([]anchor, error) {
+	type rec struct {
+		rev  int64
+		subs int
+	}
+	byKV := map[string][]rec{}
+	db, err := bolt.Open(dbPath, 0o400, &bolt.Options{ReadOnly: true, Timeout: time.Second})
+	if err != nil {
+		return nil, err
+	}
+	err = db.View(func(tx *bolt.Tx) error {
+		kb := tx.Bucket([]byte("key"))
+		if kb == nil {
+			return nil
+		}
+		subs := map[int64]int{}
+		c := kb.Cursor()
+		for k, v := c.Seek(pagewalk.RevisionKey(pagewalk.Revision{Main: compact + 1})); k != nil; k, v = c.Next() {
+			rv, ok := pagewalk.ParseRevision(k)
+			if !ok || rv.Main >= low {
+				break
+			}
+			subs[rv.Main]++
+			var kv mvccpb.KeyValue
+			if rv.Tombstone || proto.Unmarshal(v, &kv) != nil {
+				continue
+			}
+			id := string(kv.Key) + "\x00" + string(kv.Value)
+			byKV[id] = append(byKV[id], rec{rev: rv.Main})
+		}
+		for id, rs := range byKV {
+			for i := range rs {
+				rs[i].subs = subs[rs[i].rev]
+			}
+			byKV[id] = rs
+		}
+		return nil
+	})
+	db.Close()
+	if err != nil {
+		return nil, err
+	}
+	seen := map[string]int{}
+	type put struct {
+		e  *wal.Entry
+		id string
+	}
+	var puts []put
+	for _, e := range log.Entries {
+		if e.GetIndex() > dbIndex || e.Flag == wal.FlagCRCMismatch {
+			continue
+		}
+		d := wal.Decode(e.Entry)
+		if d.Request == nil || d.Request.Put == nil {
+			continue
+		}
+		id := string(d.Request.Put.Key) + "\x00" + string(d.Request.Put.Value)
+		seen[id]++
+		puts = append(puts, put{e, id})
+	}
+	var out []anchor
+	for i := len(puts) - 1; i >= 0; i-- {
+		p := puts[i]
+		rs := byKV[p.id]
+		if seen[p.id] != 1 || len(rs) != 1 || rs[0].subs != 1 {
+			continue
+		}
+		out = append(out, anchor{index: p.e.GetIndex(), term: p.e.GetTerm(), rev: rs[0].rev})
+	}
+	return out, nil
+}
+
+// replayFromAnchor builds the store at anchor a from the salvaged records up
+// to a.rev, replays the WAL after it, and checks the replay reproduced every
+// salvaged record above a.rev.
+func replayFromAnchor(salvaged, path string, log *wal.Log, a anchor, st *baseState, lg *zap.Logger) (*wal.ReplayResult, int, bool, string) {
+	if err := copyFile(salvaged, path); err != nil {
+		return nil, 0, false, err.Error()
+	}
+	above, err := cutToAnchor(path, a, lg)
+	if err != nil {
+		return nil, 0, false, err.Error()
+	}
+	for k, v := range st.dropped {
+		if rv, ok := pagewalk.ParseRevision([]byte(k)); ok && rv.Main > a.rev {
+			above[k] = v
+		}
+	}
+	commit := log.CommitIndex()
+	var entries []*raftpb.Entry
+	for _, e := range log.Entries {
+		if i := e.GetIndex(); i > a.index && i <= commit && e.Flag != wal.FlagCRCMismatch {
+			entries = append(entries, e.Entry)
+		}
+	}
+	var memberID uint64
+	if log.Metadata != nil {
+		memberID = log.Metadata.NodeID
+	}
+	rr, err := wal.Replay(path, entries, wal.ReplayOptions{Logger: lg, CommitIndex: commit, MemberID: memberID, CollectRecords: true})
+	var gap *wal.GapError
+	if err != nil && !errors.As(err, &gap) {
+		return nil, 0, false, err.Error()
+	}
+	cc := wal.CompareRecords(rr.Records, func(k []byte) ([]byte, bool) {
+		v, ok := above[string(k)]
+		return v, ok
+	})
+	if len(cc.Differ) > 0 || cc.Matched != len(above) {
+		return nil, 0, false, fmt.Sprintf("the replay reproduced %d of the %d salvaged records above it (%d differ)", cc.Matched, len(above), len(cc.Differ))
+	}
+	return rr, cc.Matched, true, ""
+}
+
+// cutToAnchor turns a copy of the salvaged db into the store at the anchor:
+// key records above a.rev are taken out (and returned, to be reproduced),
+// consistent_index and term are set to the anchor's, and leases that keys
+// at the anchor still name but the db no longer has (revoked since) are put
+// back, so that replaying their revocation deletes what it deleted.
+func cutToAnchor(path string, a anchor, lg *zap.Logger) (map[string][]byte, error) {
+	be := backend.NewDefaultBackend(lg, path)
+	defer be.Close()
+	tx := be.BatchTx()
+	tx.LockOutsideApply()
+	above := map[string][]byte{}
+	keys, vals := tx.UnsafeRange(schema.Key, pagewalk.RevisionKey(pagewalk.Revision{Main: a.rev + 1}), []byte{0xff}, 0)
+	for i, k := range keys {
+		above[string(k)] = bytes.Clone(vals[i])
+		tx.UnsafeDelete(schema.Key, k)
+	}
+	have := map[int64]bool{}
+	for _, l := range schema.MustUnsafeGetAllLeases(tx) {
+		have[l.ID] = true
+	}
+	latest := map[string]*mvccpb.KeyValue{}
+	keys, vals = tx.UnsafeRange(schema.Key, []byte{0}, []byte{0xff}, 0)
+	for i, k := range keys {
+		var kv mvccpb.KeyValue
+		if proto.Unmarshal(vals[i], &kv) != nil {
+			continue
+		}
+		if pagewalk.IsRevisionKey(k) && len(k) == 18 {
+			delete(latest, string(kv.Key))
+			continue
+		}
+		latest[string(kv.Key)] = &kv
+	}
+	for _, kv := range latest {
+		if kv.Lease != 0 && !have[kv.Lease] {
+			// The TTL only matters to a primary lessor; replay's never
+			// expires a lease, so the WAL's revoke is what ends it.
+			schema.MustUnsafePutLease(tx, &leasepb.Lease{ID: kv.Lease, TTL: 3600})
+			have[kv.Lease] = true
+		}
+	}
+	schema.UnsafeUpdateConsistentIndexForce(tx, a.index, a.term)
+	tx.Unlock()
+	be.ForceCommit()
+	return above, nil
+}
+
+func copyFile(src, dst string) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.OpenFile(dst, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return err
+	}
+	return out.Close()
+}

@@ -174,6 +174,7 @@ func prepareBase(db, base string, opts Options, rep *Report) (*baseState, error)
 	rep.DB.Findings = len(res.Report.Findings)
 	rep.StorageVersion = res.Report.Etcd.StorageVersion
 	rep.ClusterVersion = res.Report.Etcd.ClusterVersion
+	rep.Alarms = res.Report.Etcd.Alarms
 	srep, err := salvage.FromScan(res, db, base, salvage.Options{Aggressive: opts.Aggressive, MaxListed: 100})
 	if err != nil {
 		return nil, fmt.Errorf("salvage: %w", err)
@@ -531,6 +532,9 @@ func nextSteps(rep *Report) {
 		fmt.Sprintf("put the repaired dir in its place: mv %s %s", rep.Output, rep.Input),
 		"start etcd: move etcd.yaml back into /etc/kubernetes/manifests; then check: etcdctl endpoint health, kubectl get nodes",
 	)
+	for _, a := range rep.Alarms {
+		rep.Next = append(rep.Next, fmt.Sprintf("the db carries an alarm (%s), copied as it was: etcd refuses writes while it is raised; once the cause is fixed (e.g. compact and defragment for NOSPACE): etcdctl alarm disarm", a))
+	}
 	if rep.MarkCompacted {
 		rep.Next = append(rep.Next, "the revision was bumped and compacted: kube-apiserver watch caches will relist (expected)")
 	}

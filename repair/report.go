@@ -31,7 +31,10 @@ type Report struct {
 	Version              string `json:"version"`
 	StorageVersion       string `json:"storage_version"`        // in the damaged db's meta bucket
 	ClusterVersion       string `json:"cluster_version"`        // in the damaged db's cluster bucket
-	OutputStorageVersion string `json:"output_storage_version"` // in the new db`
+	OutputStorageVersion string `json:"output_storage_version"` // in the new db
+	// Alarms raised in the damaged db (NOSPACE, CORRUPT): they carry over
+	// and change how etcd behaves.
+	Alarms []string `json:"alarms"`
 
 	DB            *DBPart           `json:"db"`
 	WAL           *WALPart          `json:"wal"`

@@ -218,18 +218,7 @@ func replayFromAnchor(salvaged, path string, log *wal.Log, a anchor, st *baseSta
 			above[k] = v
 		}
 	}
-	commit := log.CommitIndex()
-	var entries []*raftpb.Entry
-	for _, e := range log.Entries {
-		if i := e.GetIndex(); i > a.index && i <= commit && e.Flag != wal.FlagCRCMismatch {
-			entries = append(entries, e.Entry)
-		}
-	}
-	var memberID uint64
-	if log.Metadata != nil {
-		memberID = log.Metadata.NodeID
-	}
-	rr, err := wal.Replay(path, entries, wal.ReplayOptions{Logger: lg, CommitIndex: commit, MemberID: memberID, CollectRecords: true})
+	rr, err := replayAfter(path, log, a.index, lg)
 	var gap *wal.GapError
 	if err != nil && !errors.As(err, &gap) {
 		return nil, 0, false, err.Error()
@@ -306,4 +295,22 @@ func copyFile(src, dst string) error {
 		return err
 	}
 	return out.Close()
+}
+
+// replayAfter replays onto db every committed entry of log above index
+// after (skipping entries whose CRC failed: a gap stops the replay there),
+// collecting the key records it writes.
+func replayAfter(db string, log *wal.Log, after uint64, lg *zap.Logger) (*wal.ReplayResult, error) {
+	commit := log.CommitIndex()
+	var entries []*raftpb.Entry
+	for _, e := range log.Entries {
+		if i := e.GetIndex(); i > after && i <= commit && e.Flag != wal.FlagCRCMismatch {
+			entries = append(entries, e.Entry)
+		}
+	}
+	var memberID uint64
+	if log.Metadata != nil {
+		memberID = log.Metadata.NodeID
+	}
+	return wal.Replay(db, entries, wal.ReplayOptions{Logger: lg, CommitIndex: commit, MemberID: memberID, CollectRecords: true})
 }

@@ -6,14 +6,12 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"sort"
 	"time"
 
 	"github.com/boltfix/boltfix/pagewalk"
 	"github.com/boltfix/boltfix/salvage"
 	"github.com/boltfix/boltfix/wal"
 	bolt "go.etcd.io/bbolt"
-	"go.etcd.io/raft/v3/raftpb"
 	"go.uber.org/zap"
 )
 
@@ -64,7 +62,7 @@ func Run(dataDir string, opts Options) (*Report, error) {
 		lg = zap.NewNop()
 	}
 	rep := &Report{Schema: ReportSchema, Input: dataDir, Output: opts.Out, LostRevisions: [][2]int64{}, LostReasons: []string{},
-		Disagreements: []string{}, Notes: []string{}, Next: []string{}, PossiblyStale: []salvage.StaleKey{}, Ledger: []salvage.ResourceLedger{}}
+		Disagreements: []string{}, Notes: []string{}, Next: []string{}, PossiblyStale: []salvage.StaleKey{}, Ledger: []salvage.ResourceLedger{}, Alarms: []string{}}
 	if err := os.MkdirAll(filepath.Dir(filepath.Clean(opts.Out)), 0o755); err != nil {
 		return nil, err
 	}
@@ -282,19 +280,7 @@ func replay(base string, log *wal.Log, st *baseState, opts Options, lg *zap.Logg
 		rep.Notes = append(rep.Notes, fmt.Sprintf("the db already holds every committed entry (consistent_index %d, WAL commit %d)", rep.DB.BaseIndex, commit))
 		return nil
 	}
-	var entries []*raftpb.Entry
-	for _, e := range log.Entries {
-		i := e.GetIndex()
-		if i <= rep.DB.BaseIndex || i > commit || e.Flag == wal.FlagCRCMismatch {
-			continue
-		}
-		entries = append(entries, e.Entry)
-	}
-	var memberID uint64
-	if log.Metadata != nil {
-		memberID = log.Metadata.NodeID
-	}
-	rr, err := wal.Replay(base, entries, wal.ReplayOptions{Logger: lg, CommitIndex: commit, MemberID: memberID, CollectRecords: true})
+	rr, err := replayAfter(base, log, rep.DB.BaseIndex, lg)
 	var gap *wal.GapError
 	switch {
 	case errors.As(err, &gap):
@@ -302,10 +288,7 @@ func replay(base string, log *wal.Log, st *baseState, opts Options, lg *zap.Logg
 	case err != nil:
 		return fmt.Errorf("replay: %w", err)
 	default:
-		st.replayed = rr.LastApplied >= commit || len(entries) == 0 && commit <= rep.DB.BaseIndex
-		if !st.replayed && rr.ConsistentIndex >= commit {
-			st.replayed = true
-		}
+		st.replayed = rr.LastApplied >= commit || rr.ConsistentIndex >= commit
 	}
 	rep.Replay = rr
 	rep.Counts.Replayed = len(rr.Records)
@@ -363,29 +346,11 @@ func (st *baseState) finishLost(rep *Report) {
 		reasons = append(reasons, fmt.Sprintf("WAL entries %d..%d are missing (purged or damaged): the changes they made are lost", g.From, g.To))
 		lost = append(lost, [2]int64{top + 1, 0})
 	}
-	type lr struct {
-		r [2]int64
-		s string
-	}
-	var all []lr
+	all := make([]salvage.LostRange, len(lost))
 	for i := range lost {
-		all = append(all, lr{lost[i], reasons[i]})
+		all[i] = salvage.LostRange{From: lost[i][0], To: lost[i][1], Why: reasons[i]}
 	}
-	sort.Slice(all, func(i, j int) bool { return all[i].r[0] < all[j].r[0] })
-	for _, x := range all {
-		n := len(rep.LostRevisions)
-		if n > 0 {
-			last := &rep.LostRevisions[n-1]
-			if last[1] == 0 || x.r[0] <= last[1]+1 {
-				if last[1] != 0 && (x.r[1] == 0 || x.r[1] > last[1]) {
-					last[1] = x.r[1]
-				}
-				continue
-			}
-		}
-		rep.LostRevisions = append(rep.LostRevisions, x.r)
-		rep.LostReasons = append(rep.LostReasons, x.s)
-	}
+	rep.LostRevisions, rep.LostReasons = salvage.MergeLost(all)
 	// Disagreements are resolved in the WAL's favour (its records carry
 	// CRCs; the db's do not) and reported, not counted as loss.
 	rep.Complete = len(rep.LostRevisions) == 0
@@ -558,17 +523,7 @@ func fullHistory(log *wal.Log, rep *Report) bool {
 // cross-checks every record it produces against the salvaged db.
 func replayFull(full, salvaged string, log *wal.Log, st *baseState, lg *zap.Logger, rep *Report) error {
 	commit := log.CommitIndex()
-	var entries []*raftpb.Entry
-	for _, e := range log.Entries {
-		if i := e.GetIndex(); i <= commit && e.Flag != wal.FlagCRCMismatch {
-			entries = append(entries, e.Entry)
-		}
-	}
-	var memberID uint64
-	if log.Metadata != nil {
-		memberID = log.Metadata.NodeID
-	}
-	rr, err := wal.Replay(full, entries, wal.ReplayOptions{Logger: lg, CommitIndex: commit, MemberID: memberID, CollectRecords: true})
+	rr, err := replayAfter(full, log, 0, lg)
 	var gap *wal.GapError
 	switch {
 	case errors.As(err, &gap):

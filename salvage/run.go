@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"sort"
 
 	"github.com/boltfix/boltfix/pagewalk"
 	berrors "go.etcd.io/bbolt/errors"
@@ -511,22 +510,11 @@ func lostRanges(res *pagewalk.Result, ks *keySpace, cr *carveResult, rep *Report
 		// The newest surviving revision itself may have lost later subs.
 		out = append(out, lr{[2]int64{max(ks.last, 1), 0}, topReason})
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].r[0] < out[j].r[0] })
-	// Merge overlapping ranges, keeping the first reason.
-	for _, x := range out {
-		n := len(rep.LostRevisions)
-		if n > 0 {
-			last := &rep.LostRevisions[n-1]
-			if last[1] == 0 || x.r[0] <= last[1]+1 {
-				if last[1] != 0 && (x.r[1] == 0 || x.r[1] > last[1]) {
-					last[1] = x.r[1]
-				}
-				continue
-			}
-		}
-		rep.LostRevisions = append(rep.LostRevisions, x.r)
-		rep.LostReasons = append(rep.LostReasons, x.reason)
+	all := make([]LostRange, len(out))
+	for i, x := range out {
+		all[i] = LostRange{From: x.r[0], To: x.r[1], Why: x.reason}
 	}
+	rep.LostRevisions, rep.LostReasons = MergeLost(all)
 }
 
 // olderTree says why the walked tree may predate the last commit: it is not

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"strings"
 
 	"github.com/olekukonko/tablewriter"
@@ -81,4 +82,22 @@ func newProgress(stderr io.Writer, max int64, what string) *progress {
 		progressbar.OptionThrottle(100_000_000),
 		progressbar.OptionClearOnFinish(),
 	)}
+}
+
+// lostTable prints lost revision ranges; to 0 is shown as openEnd.
+func lostTable(w io.Writer, ranges [][2]int64, reasons []string, openEnd string) {
+	section(w, fmt.Sprintf("lost revisions (%d ranges)", len(ranges)))
+	if len(ranges) == 0 {
+		fmt.Fprintln(w, "none")
+		return
+	}
+	var rows [][]string
+	for i, lr := range ranges {
+		to := openEnd
+		if lr[1] != 0 {
+			to = strconv.FormatInt(lr[1], 10)
+		}
+		rows = append(rows, []string{strconv.FormatInt(lr[0], 10), to, clip(reasons[i], 100)})
+	}
+	table(w, []string{"FROM", "TO", "WHY"}, rows)
 }

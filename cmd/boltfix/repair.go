@@ -188,19 +188,8 @@ func printRepair(w io.Writer, r *repair.Report) {
 		fmt.Fprintf(w, "%d revisions differ between the db and the WAL (the WAL's version was kept): %s\n", len(r.Disagreements), strings.Join(r.Disagreements[:min(10, len(r.Disagreements))], ", "))
 	}
 
-	section(w, fmt.Sprintf("lost revisions (%d ranges)", len(r.LostRevisions)))
-	if len(r.LostRevisions) == 0 {
-		fmt.Fprintln(w, "none")
-	} else {
-		rows = nil
-		for i, lr := range r.LostRevisions {
-			to := "unknown"
-			if lr[1] != 0 {
-				to = strconv.FormatInt(lr[1], 10)
-			}
-			rows = append(rows, []string{strconv.FormatInt(lr[0], 10), to, clip(r.LostReasons[i], 100)})
-		}
-		table(w, []string{"FROM", "TO", "WHY"}, rows)
+	lostTable(w, r.LostRevisions, r.LostReasons, "unknown")
+	if len(r.LostRevisions) > 0 {
 		fmt.Fprintf(w, "%d keys may be stale or deleted (see --json possibly_stale)\n", r.PossiblyStaleCount)
 	}
 

@@ -131,19 +131,8 @@ func printSalvage(w io.Writer, r *salvage.Report) {
 		{"consistent_index / term", optU(r.ConsistentIndex) + " / " + optU(r.Term)},
 	})
 
-	section(w, fmt.Sprintf("lost revisions (%d ranges)", len(r.LostRevisions)))
-	if len(r.LostRevisions) == 0 {
-		fmt.Fprintln(w, "none")
-	} else {
-		rows = nil
-		for i, lr := range r.LostRevisions {
-			to := "end"
-			if lr[1] != 0 {
-				to = strconv.FormatInt(lr[1], 10)
-			}
-			rows = append(rows, []string{strconv.FormatInt(lr[0], 10), to, clip(r.LostReasons[i], 100)})
-		}
-		table(w, []string{"FROM", "TO", "WHY"}, rows)
+	lostTable(w, r.LostRevisions, r.LostReasons, "end")
+	if len(r.LostRevisions) > 0 {
 		fmt.Fprintf(w, "%d keys have their newest surviving record before a lost range (possibly stale or deleted): see --json possibly_stale\n", r.PossiblyStaleCount)
 	}
 	if len(r.Conflicts) > 0 {

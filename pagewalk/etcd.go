@@ -8,7 +8,6 @@ import (
 	"sort"
 
 	"go.etcd.io/etcd/api/v3/etcdserverpb"
-	"go.etcd.io/etcd/api/v3/mvccpb"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -50,8 +49,8 @@ type Member struct {
 }
 
 func decodeKeyValue(v []byte) error {
-	var kv mvccpb.KeyValue
-	return proto.Unmarshal(v, &kv)
+	_, err := ParseKeyValue(v)
+	return err
 }
 
 // ForEach calls fn for every readable record of a reached bucket, in key
@@ -221,8 +220,8 @@ func (r *Result) etcdSummary(deep bool) *EtcdSummary {
 				if !ok {
 					return nil
 				}
-				var kv mvccpb.KeyValue
-				if proto.Unmarshal(v, &kv) != nil {
+				kv, err := ParseKeyValue(v)
+				if err != nil {
 					return nil
 				}
 				if rv.Tombstone {

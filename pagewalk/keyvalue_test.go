@@ -1,4 +1,4 @@
-package salvage
+package pagewalk
 
 import (
 	"bytes"
@@ -9,7 +9,7 @@ import (
 	"google.golang.org/protobuf/proto"
 )
 
-// parseKeyValue must accept and reject what proto.Unmarshal does, and read
+// ParseKeyValue must accept and reject what proto.Unmarshal does, and read
 // the same fields.
 func TestParseKeyValueMatchesProto(t *testing.T) {
 	rnd := rand.New(rand.NewSource(1))
@@ -29,7 +29,7 @@ func TestParseKeyValueMatchesProto(t *testing.T) {
 		}
 		var want mvccpb.KeyValue
 		werr := proto.Unmarshal(b, &want)
-		got, gerr := parseKeyValue(b)
+		got, gerr := ParseKeyValue(b)
 		if (werr == nil) != (gerr == nil) {
 			t.Fatalf("%x: proto err %v, ours %v", b, werr, gerr)
 		}

@@ -22,6 +22,7 @@ func TestScanRealEtcdDamage(t *testing.T) {
 		{"half-zeroed-inner-branch", func(db string) (fixtures.Damage, error) { return fixtures.HalfZeroBranch(db, "key", 1) }, nil},
 		{"garbage-leaves", func(db string) (fixtures.Damage, error) { return fixtures.GarbageLeaves(db, 3, 9) }, nil},
 		{"both-metas-bad", fixtures.BothMetasBad, nil},
+		{"root-page-garbage", func(db string) (fixtures.Damage, error) { return fixtures.GarbageRootPage(db, 1) }, nil},
 		{"newest-meta-torn", fixtures.NewestMetaTorn, nil},
 		{"truncated", func(db string) (fixtures.Damage, error) { return fixtures.Truncate(db, 0.8) }, []pagewalk.Kind{pagewalk.KindTruncated}},
 		{"bit-flips", func(db string) (fixtures.Damage, error) { return fixtures.BitFlips(db, 300, 4) }, nil},

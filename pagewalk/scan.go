@@ -96,6 +96,18 @@ func (f *File) Scan(opts Options) (*Result, error) {
 	}
 	root, hwm, freelist := f.chooseRoot(c, rep)
 	w := newWalker(c, hwm, freelist)
+	// A usable meta whose root page is damaged was passed over: that root
+	// page is damage (the newest commit's tree, typically), even when an
+	// older tree walks clean.
+	for _, m := range f.Metas {
+		if !m.Usable || m.Meta.Root == root {
+			continue
+		}
+		if kind, msg := w.contentProblem(m.Meta.Root); kind != "" {
+			w.add(Finding{Kind: kind, Page: u64p(m.Meta.Root), Offset: i64p(int64(m.Meta.Root) * int64(f.PageSize)),
+				Chain: []uint64{m.Page, m.Meta.Root}, Message: fmt.Sprintf("root page of meta %d (txid %d): %s", m.Page, m.Meta.Txid, msg)})
+		}
+	}
 	for _, m := range f.Metas {
 		if !m.Valid {
 			w.add(Finding{Kind: KindMetaInvalid, Page: u64p(m.Page), Offset: i64p(int64(m.Page) * int64(f.PageSize)),

@@ -107,6 +107,8 @@ func TestRepairDamageClasses(t *testing.T) {
 			func(dir string, _ *fixtures.Truth) (fixtures.Damage, error) { return fixtures.TornWALTail(dir) }), false},
 		{"purged-wal-half-zeroed", "purged", onDB(func(db string) (fixtures.Damage, error) { return fixtures.HalfZeroBranch(db, "key", 0) }), false},
 		{"purged-wal-garbage-leaves", "purged", onDB(func(db string) (fixtures.Damage, error) { return fixtures.GarbageLeaves(db, 4, 3) }), false},
+		{"root-page-garbage", "default", onDB(func(db string) (fixtures.Damage, error) { return fixtures.GarbageRootPage(db, 3) }), true},
+		{"purged-wal-root-page-garbage", "purged", onDB(func(db string) (fixtures.Damage, error) { return fixtures.GarbageRootPage(db, 3) }), false},
 		{"purged-wal-missing-db", "purged", func(dir string, _ *fixtures.Truth) (fixtures.Damage, error) { return fixtures.RemoveDB(dir) }, false},
 	}
 	workloads := map[string]fixtures.Workload{

@@ -203,6 +203,7 @@ func TestSalvageDamageClasses(t *testing.T) {
 		{"garbage-leaves", func(db string) (fixtures.Damage, error) { return fixtures.GarbageLeaves(db, 3, 7) }, false, false},
 		{"truncated", func(db string) (fixtures.Damage, error) { return fixtures.Truncate(db, 0.7) }, false, false},
 		{"bit-flips", func(db string) (fixtures.Damage, error) { return fixtures.BitFlips(db, 40, 11) }, false, true},
+		{"root-bucket-page-garbage", func(db string) (fixtures.Damage, error) { return fixtures.GarbageRootPage(db, 5) }, false, false},
 		{"cycle", fixtures.CycleBranch, false, false},
 		{"past-eof", fixtures.PastEOF, false, false},
 	}

@@ -236,9 +236,11 @@ type reader struct {
 
 func readAhead(f *File, npages uint64, chunkPages int) *reader {
 	ps := f.PageSize
-	r := &reader{full: make(chan chunk, 1), free: make(chan []byte, 2), quit: make(chan struct{})}
-	r.free <- make([]byte, chunkPages*ps)
-	if npages > uint64(chunkPages) {
+	// Three buffers: one being parsed, one filled and waiting, one being
+	// read into, so a chunk that parses slowly does not stall the reads.
+	const inFlight = 3
+	r := &reader{full: make(chan chunk, inFlight), free: make(chan []byte, inFlight), quit: make(chan struct{})}
+	for i := uint64(0); i < inFlight && i*uint64(chunkPages) < npages; i++ {
 		r.free <- make([]byte, chunkPages*ps)
 	}
 	go func() {

@@ -1,6 +1,7 @@
 package repair
 
 import (
+	"os"
 	"path/filepath"
 	"testing"
 
@@ -180,4 +181,30 @@ func TestRepairEtcd35(t *testing.T) {
 			}
 		})
 	}
+}
+
+// The member dir given instead of the data dir, and a WAL kept apart
+// (etcd's --wal-dir), repair the same.
+func TestRepairLayouts(t *testing.T) {
+	dir, truth := fixtures.Cached(t, "default", fixtures.DefaultWorkload())
+	if _, err := fixtures.HalfZeroBranch(fixtures.DBPath(dir), "key", 0); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(t.TempDir(), "from-member-dir")
+	rep, err := Run(filepath.Join(dir, "member"), Options{Out: out})
+	if err != nil {
+		t.Fatal(err)
+	}
+	judge(t, truth, rep, true)
+
+	walDir := filepath.Join(t.TempDir(), "wal")
+	if err := os.Rename(filepath.Join(dir, "member", "wal"), walDir); err != nil {
+		t.Fatal(err)
+	}
+	out = filepath.Join(t.TempDir(), "with-wal-dir")
+	rep, err = Run(dir, Options{Out: out, WALDir: walDir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	judge(t, truth, rep, true)
 }

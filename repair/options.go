@@ -15,6 +15,8 @@ type Options struct {
 	Out        string
 	Force      bool
 	Aggressive bool
+	// WALDir is etcd's --wal-dir when the WAL is not under the data dir.
+	WALDir string
 
 	Name                     string
 	InitialCluster           string // name=peerURL[,name=peerURL]; only this member's entry is used

@@ -72,7 +72,7 @@ func Run(dataDir string, opts Options) (*Report, error) {
 	}
 	defer os.RemoveAll(work)
 
-	db := filepath.Join(dataDir, "member", "snap", "db")
+	db, walDir := locate(dataDir, opts.WALDir)
 	base := filepath.Join(work, "base.db")
 	st, err := prepareBase(db, base, opts, rep)
 	if err != nil {
@@ -80,7 +80,7 @@ func Run(dataDir string, opts Options) (*Report, error) {
 	}
 
 	// The WAL: every committed entry the base lacks.
-	log, werr := wal.Read(dataDir)
+	log, werr := wal.Read(walDir)
 	rep.WAL = &WALPart{}
 	if werr != nil && !errors.Is(werr, wal.ErrNoWAL) {
 		return nil, fmt.Errorf("read WAL: %w", werr)
@@ -561,4 +561,21 @@ func replayFull(full, salvaged string, log *wal.Log, st *baseState, lg *zap.Logg
 		rep.Disagreements = append(rep.Disagreements, cc.Differ...)
 		return nil
 	})
+}
+
+// locate finds the db and the WAL dir of dataDir, given as the data dir
+// (DATA_DIR/member/{snap,wal}) or as the member dir itself; walDir, if set,
+// is etcd's --wal-dir.
+func locate(dataDir, walDir string) (db, wdir string) {
+	member := filepath.Join(dataDir, "member")
+	if _, err := os.Stat(member); err != nil {
+		if _, err := os.Stat(filepath.Join(dataDir, "snap")); err == nil {
+			member = dataDir // the member dir itself
+		}
+	}
+	db, wdir = filepath.Join(member, "snap", "db"), filepath.Join(member, "wal")
+	if walDir != "" {
+		wdir = walDir
+	}
+	return db, wdir
 }

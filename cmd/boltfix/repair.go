@@ -14,11 +14,11 @@ import (
 )
 
 type repairOptions struct {
-	out, name, initialCluster, token string
-	peerURLs                         []string
-	bump                             uint64
-	markCompacted                    bool
-	json, aggressive, force, noStart bool
+	out, name, initialCluster, token, walDir string
+	peerURLs                                 []string
+	bump                                     uint64
+	markCompacted                            bool
+	json, aggressive, force, noStart         bool
 }
 
 func (o *repairOptions) AddFlags(cmd *cobra.Command) {
@@ -27,6 +27,7 @@ func (o *repairOptions) AddFlags(cmd *cobra.Command) {
 	f.BoolVar(&o.json, "json", false, "print the report as one JSON document (schema "+repair.ReportSchema+")")
 	f.BoolVar(&o.aggressive, "aggressive", false, "keep carved records that may be compaction garbage (flagged)")
 	f.BoolVar(&o.force, "force", false, "replace --out if it exists")
+	f.StringVar(&o.walDir, "wal-dir", "", "the WAL dir, when etcd ran with --wal-dir (default: DATA_DIR/member/wal)")
 	f.StringVar(&o.name, "name", "", "member name (default: the original member's)")
 	f.StringVar(&o.initialCluster, "initial-cluster", "", "name=peerURL of the new single-member cluster (default: the original)")
 	f.StringSliceVar(&o.peerURLs, "initial-advertise-peer-urls", nil, "peer URLs of the member (default: the original)")
@@ -78,7 +79,7 @@ func repairFunc(cmd *cobra.Command, dataDir string, o repairOptions) error {
 	if st, err := os.Stat(dataDir); err != nil || !st.IsDir() {
 		return cantRun(fmt.Errorf("%s is not a data dir", dataDir))
 	}
-	opts := repair.Options{Out: o.out, Force: o.force, Aggressive: o.aggressive, Name: o.name,
+	opts := repair.Options{Out: o.out, Force: o.force, Aggressive: o.aggressive, Name: o.name, WALDir: o.walDir,
 		InitialCluster: o.initialCluster, InitialAdvertisePeerURLs: o.peerURLs, InitialClusterToken: o.token,
 		SkipStartCheck: o.noStart, StartCheck: childStartCheck}
 	if cmd.Flags().Changed("bump-revision") {

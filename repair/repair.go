@@ -172,7 +172,6 @@ func prepareBase(db, base string, opts Options, rep *Report) (*baseState, error)
 	rep.DB.Findings = len(res.Report.Findings)
 	rep.StorageVersion = res.Report.Etcd.StorageVersion
 	rep.ClusterVersion = res.Report.Etcd.ClusterVersion
-	rep.Alarms = res.Report.Etcd.Alarms
 	srep, err := salvage.FromScan(res, db, base, salvage.Options{Aggressive: opts.Aggressive, MaxListed: 100})
 	if err != nil {
 		return nil, fmt.Errorf("salvage: %w", err)
@@ -428,6 +427,9 @@ func writeMember(base, work string, log *wal.Log, opts Options, lg *zap.Logger, 
 	if f, err := pagewalk.Open(newDB); err == nil {
 		if res, err := f.Scan(pagewalk.Options{}); err == nil {
 			rep.OutputStorageVersion = res.Report.Etcd.StorageVersion
+			// Alarms as the new member will see them (the db's, and any
+			// the replay raised).
+			rep.Alarms = res.Report.Etcd.Alarms
 		}
 		f.Close()
 	}

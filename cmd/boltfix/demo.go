@@ -97,8 +97,11 @@ func demoFunc(w io.Writer, o demoOptions) error {
 		return cantRun(err)
 	}
 	for _, fd := range res.Report.Findings {
-		fmt.Fprintf(w, "  %s at page %s, bucket %s, elements %s: %s; lost %s\n", fd.Kind, optU(fd.Page),
-			strings.Join(fd.Bucket, "/"), elemString(fd), fd.Message, lostString(fd.Lost))
+		lost := ""
+		if l := lostString(fd.Lost); l != "" {
+			lost = "; lost: " + l
+		}
+		fmt.Fprintf(w, "  %s at page %s, bucket %s: %s%s\n", fd.Kind, optU(fd.Page), strings.Join(fd.Bucket, "/"), fd.Message, lost)
 	}
 
 	out := filepath.Join(dir, "etcd.repaired")

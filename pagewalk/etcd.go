@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"sort"
 
@@ -75,6 +76,57 @@ func (r *Result) ForEachOwned(b *Bucket, fn func(k, v []byte) error) error {
 		if err := forEachLeaf(n, fn); err != nil {
 			return err
 		}
+	}
+	return nil
+}
+
+// ForEachOwnedAhead is ForEachOwned with the pages read on another
+// goroutine, ahead of fn: a caller that writes what it reads (salvage into
+// bbolt) overlaps its writes with the reads. fn runs on the caller's
+// goroutine, in key order.
+func (r *Result) ForEachOwnedAhead(b *Bucket, fn func(k, v []byte) error) error {
+	type kv struct{ k, v []byte }
+	const batchSize = 256
+	batches := make(chan []kv, 2)
+	stop := make(chan struct{})
+	readErr := make(chan error, 1)
+	errStopped := errors.New("stopped")
+	go func() {
+		defer close(batches)
+		batch := make([]kv, 0, batchSize)
+		err := r.ForEachOwned(b, func(k, v []byte) error {
+			batch = append(batch, kv{k, v})
+			if len(batch) < batchSize {
+				return nil
+			}
+			select {
+			case batches <- batch:
+			case <-stop:
+				return errStopped
+			}
+			batch = make([]kv, 0, batchSize)
+			return nil
+		})
+		if err == nil && len(batch) > 0 {
+			select {
+			case batches <- batch:
+			case <-stop:
+			}
+		}
+		readErr <- err
+	}()
+	for batch := range batches {
+		for _, p := range batch {
+			if err := fn(p.k, p.v); err != nil {
+				close(stop)
+				for range batches {
+				}
+				return err
+			}
+		}
+	}
+	if err := <-readErr; err != nil && err != errStopped {
+		return err
 	}
 	return nil
 }

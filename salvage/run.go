@@ -345,7 +345,7 @@ func mergeKeyBucket(res *pagewalk.Result, cr *carveResult, w *dbWriter, rep *Rep
 		}
 	}
 	if kb != nil {
-		err := res.ForEachOwned(kb, func(k, v []byte) error {
+		err := res.ForEachOwnedAhead(kb, func(k, v []byte) error {
 			// Consecutive reached records are neighbours (the tree says
 			// so) unless the walk found damage right after the first.
 			if rev, ok := pagewalk.ParseRevision(k); ok {

@@ -11,7 +11,7 @@ import (
 // txBytes bounds the data written per bbolt transaction: large enough that
 // commits are few, small enough that dirty nodes stay well under the
 // memory budget.
-const txBytes = 32 << 20
+const txBytes = 16 << 20
 
 // dbWriter writes the new file with bbolt, in large transactions, with no
 // fsync until the end (publish does the one fsync).

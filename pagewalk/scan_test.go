@@ -2,7 +2,9 @@ package pagewalk
 
 import (
 	"encoding/json"
+	"os"
 	"testing"
+	"time"
 )
 
 func TestScanHealthy(t *testing.T) {
@@ -35,5 +37,27 @@ func TestScanHealthy(t *testing.T) {
 			t.Fatalf("census does not add up to %d pages: %+v", rep.Pages, c)
 		}
 		t.Logf("nfs=%v census %+v", nfs, c)
+	}
+}
+
+// A file that changes while it is read (etcd still running) is reported:
+// the report then describes no single state of it.
+func TestScanReportsFileChanged(t *testing.T) {
+	path := buildDB(t, 500, true)
+	f, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	later := time.Now().Add(time.Hour)
+	if err := os.Chtimes(path, later, later); err != nil {
+		t.Fatal(err)
+	}
+	r, err := f.Scan(Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(findingsOf(r, KindFileChanged)) != 1 || r.Report.Clean {
+		t.Fatalf("change not reported: %+v", r.Report.Findings)
 	}
 }

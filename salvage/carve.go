@@ -95,7 +95,7 @@ func carve(res *pagewalk.Result, progress Counter) *carveResult {
 				cr.rejected++
 				continue
 			}
-			good = append(good, carved{rev: rev, revKey: bytes.Clone(e.Key), value: bytes.Clone(e.Value), etcdKey: kv.Key, page: pgid})
+			good = append(good, carved{rev: rev, revKey: bytes.Clone(e.Key), value: bytes.Clone(e.Value), etcdKey: bytes.Clone(kv.Key), page: pgid})
 		}
 		if len(good) == 0 || 2*len(good) < readable {
 			continue

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -21,6 +22,17 @@ import (
 // if etcd is not serving within 60 seconds: etcd that starts but never
 // serves is the failure mode of a consistent_index above the WAL's commit.
 func StartCheck(dataDir string) (int, int64, error) {
+	// Ports are picked free and then bound by etcd: another process can take
+	// one in between, so a bind failure is retried on new ports.
+	for attempt := 1; ; attempt++ {
+		keys, rev, err := startCheck(dataDir)
+		if err == nil || attempt == 3 || !strings.Contains(err.Error(), "address already in use") {
+			return keys, rev, err
+		}
+	}
+}
+
+func startCheck(dataDir string) (int, int64, error) {
 	ports, err := freePorts(2)
 	if err != nil {
 		return 0, 0, err

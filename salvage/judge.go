@@ -60,6 +60,8 @@ func judgeKeys(ks *keySpace, rep *Report, opts Options) {
 		}
 	}
 	for _, l := range ledger {
+		l.Recovered = l.Live - l.PossiblyStale
+		l.Lost = l.Uncertain
 		rep.Ledger = append(rep.Ledger, *l)
 	}
 	sort.Slice(rep.Ledger, func(i, j int) bool { return rep.Ledger[i].Resource < rep.Ledger[j].Resource })

@@ -111,9 +111,14 @@ type Conflict struct {
 type ResourceLedger struct {
 	Resource      string `json:"resource"`
 	Live          int    `json:"live"`           // keys whose newest record is a put
-	PossiblyStale int    `json:"possibly_stale"` // of Live or Deleted: newest record predates a lost range
+	Recovered     int    `json:"recovered"`      // of Live: newest record after every lost range (current)
+	PossiblyStale int    `json:"possibly_stale"` // of Live: newest record predates a lost range
 	Deleted       int    `json:"deleted"`        // keys whose newest record is a tombstone
 	Uncertain     int    `json:"uncertain"`      // keys known only from left-out records
-	Regenerated   bool   `json:"regenerated"`    // controllers recreate these objects
-	Note          string `json:"note"`
+	// Lost counts keys salvage knows existed but cannot give back (known
+	// only from left-out records). Keys whose every record was on a lost
+	// page are unknowable: the lost revision ranges stand for them.
+	Lost        int    `json:"lost"`
+	Regenerated bool   `json:"regenerated"` // controllers recreate these objects
+	Note        string `json:"note"`
 }

@@ -194,6 +194,8 @@ func printRepair(w io.Writer, r *repair.Report) {
 		fmt.Fprintf(w, "%d keys may be stale or deleted (see --json possibly_stale)\n", r.PossiblyStaleCount)
 	}
 
+	ledgerTable(w, r.Ledger)
+
 	section(w, "checks")
 	etcd := "skipped"
 	if r.Checks.EtcdStarted {

@@ -7,6 +7,8 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
+	"sort"
 	"time"
 
 	"github.com/boltfix/boltfix/pagewalk"
@@ -31,8 +33,12 @@ import (
 // a wrong anchor (or state the db no longer holds, such as a lease revoked
 // since) cannot pass that check.
 
-// maxAnchorTries bounds the anchors tried, newest first.
-const maxAnchorTries = 3
+// maxAnchorTries bounds the anchors tried below one limit;
+// maxAnchorLimits the limits (uncertain ranges) tried.
+const (
+	maxAnchorTries  = 3
+	maxAnchorLimits = 16
+)
 
 // anchor is a WAL entry known to have produced revision rev.
 type anchor struct {
@@ -43,25 +49,20 @@ type anchor struct {
 // tryAnchors attempts replays from anchors below the lowest uncertain
 // revision. On success base is replaced by the anchored, replayed db.
 func tryAnchors(base *string, work string, log *wal.Log, st *baseState, lg *zap.Logger, rep *Report) bool {
-	// Below the lowest uncertain revision an anchor settles everything;
-	// below the uncertain top (when the WAL does not reach further back) it
-	// settles the top and the ranges above it.
-	low := int64(0)
-	for _, r := range st.lost {
-		if low == 0 || r[0] < low {
-			low = r[0]
-		}
-	}
+	// An anchor below an uncertain range settles it and everything above;
+	// the lowest one the WAL reaches settles the most. Try each range's
+	// start, lowest first, then the uncertain top.
 	var limits []int64
-	if low != 0 {
-		limits = append(limits, low)
+	for _, r := range st.lost {
+		limits = append(limits, r[0])
 	}
 	if !st.topIntact {
-		if top := rep.DB.BaseRevision + 1; low == 0 || top < low {
-			limits = []int64{top}
-		} else {
-			limits = append(limits, top)
-		}
+		limits = append(limits, rep.DB.BaseRevision+1)
+	}
+	sort.Slice(limits, func(i, j int) bool { return limits[i] < limits[j] })
+	limits = slices.Compact(limits)
+	if len(limits) > maxAnchorLimits {
+		limits = append(limits[:maxAnchorLimits-1], limits[len(limits)-1])
 	}
 	for _, limit := range limits {
 		// Below the compaction the salvaged records are not the store at
@@ -116,6 +117,9 @@ func tryAnchorsBelow(base *string, work string, log *wal.Log, st *baseState, lg 
 			}
 		}
 		st.lost, st.reasons = lost, reasons
+		if len(lost) > 0 {
+			rep.Notes = append(rep.Notes, fmt.Sprintf("the anchor at revision %d leaves %d lost ranges below it: a key that also had a record there may carry a wrong version or create_revision in records the replay regenerated (their values and mod revisions come from the WAL and are exact)", a.rev, len(lost)))
+		}
 		st.topIntact, st.openTop = true, true
 		st.replayed = rr.ConsistentIndex >= log.CommitIndex()
 		st.topReason = "revisions after the anchor come only from the WAL"

@@ -176,7 +176,7 @@ func TestIssueSalvageRefusedRecord(t *testing.T) {
 	runSalvageCorpus(t, "testdata/fuzz/FuzzSalvage/f57adb3f186dc286")
 }
 
-// Fixed (Result.ForEachInPage): an inline bucket whose value the census
+// Fixed (Result.ForEach): an inline bucket whose value the census
 // found unreadable made salvage fail instead of counting it damaged.
 // FuzzSalvage input testdata/fuzz/FuzzSalvage/9084b2c30d21e80e.
 func TestIssueSalvageUnreadableInlineBucket(t *testing.T) {

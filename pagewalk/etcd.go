@@ -1,7 +1,6 @@
 package pagewalk
 
 import (
-	"bytes"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -58,18 +57,44 @@ func decodeKeyValue(v []byte) error {
 // order, skipping elements that are damaged and nested buckets. k and v
 // alias a buffer that the next call reuses.
 func (r *Result) ForEach(b *Bucket, fn func(k, v []byte) error) error {
-	return r.ForEachInPage(b, func(_ uint64, k, v []byte) error { return fn(k, v) })
+	return r.forEach(b, true, fn)
 }
 
 // ForEachOwned is ForEach where k and v stay valid after fn returns: each
 // page is read into a buffer of its own, so a writer can keep the slices
 // without copying them again.
 func (r *Result) ForEachOwned(b *Bucket, fn func(k, v []byte) error) error {
+	return r.forEach(b, false, fn)
+}
+
+// forEach reads b's records; reuse says whether one read buffer serves
+// every page (ForEach) or each page gets its own (ForEachOwned).
+func (r *Result) forEach(b *Bucket, reuse bool, fn func(k, v []byte) error) error {
 	if b.Inline {
-		return r.ForEach(b, func(k, v []byte) error { return fn(bytes.Clone(k), bytes.Clone(v)) })
+		n, err := r.File.ReadNode(b.Holder)
+		if err != nil {
+			return err
+		}
+		// An inline bucket the census found unreadable holds nothing that
+		// can be read; its finding says so.
+		e, fe := n.Leaf(b.Element)
+		if fe != nil {
+			return nil
+		}
+		_, inl, fe := ParseBucket(e.Value, b.Holder, n.Offset)
+		if fe != nil || inl == nil {
+			return nil
+		}
+		return forEachLeaf(inl, fn)
 	}
+	var buf []byte
 	for _, pgid := range b.Leaves {
-		n, _, err := r.File.readNode(pgid, nil)
+		if !reuse {
+			buf = nil
+		}
+		var n *Node
+		var err error
+		n, buf, err = r.File.readNode(pgid, buf)
 		if err != nil {
 			return err
 		}
@@ -127,41 +152,6 @@ func (r *Result) ForEachOwnedAhead(b *Bucket, fn func(k, v []byte) error) error 
 	}
 	if err := <-readErr; err != nil && err != errStopped {
 		return err
-	}
-	return nil
-}
-
-// ForEachInPage is ForEach that also names the page each record is on
-// (the holder page for an inline bucket).
-func (r *Result) ForEachInPage(b *Bucket, fn func(pgid uint64, k, v []byte) error) error {
-	if b.Inline {
-		n, err := r.File.ReadNode(b.Holder)
-		if err != nil {
-			return err
-		}
-		// An inline bucket the census found unreadable holds nothing that
-		// can be read; its finding says so.
-		e, fe := n.Leaf(b.Element)
-		if fe != nil {
-			return nil
-		}
-		_, inl, fe := ParseBucket(e.Value, b.Holder, n.Offset)
-		if fe != nil || inl == nil {
-			return nil
-		}
-		return forEachLeaf(inl, func(k, v []byte) error { return fn(b.Holder, k, v) })
-	}
-	var buf []byte
-	for _, pgid := range b.Leaves {
-		var n *Node
-		var err error
-		n, buf, err = r.File.readNode(pgid, buf)
-		if err != nil {
-			return err
-		}
-		if err := forEachLeaf(n, func(k, v []byte) error { return fn(pgid, k, v) }); err != nil {
-			return err
-		}
 	}
 	return nil
 }

@@ -44,7 +44,7 @@ func Analyze(dbPath string, lost [][2]int64, maxListed int) (*Analysis, error) {
 			}
 			a.Records++
 			if kv, err := decodeRecord(rev, v); err == nil {
-				ks.observe(kv.Key, rev, false, 0)
+				ks.observe(kv.Key, rev, false)
 			}
 			ks.dense(rev.Main)
 			return nil

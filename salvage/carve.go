@@ -28,12 +28,7 @@ type carveResult struct {
 	cands     int
 	rejected  int
 	dups      int
-	skipped   int // revision records inside the intact tree: not decoded
 	conflicts []Conflict
-	// edges are the first and last revision on each page that gave
-	// records: where a page ends, a transaction's later sub-revisions may
-	// have been on a page that is gone.
-	edges [][2]pagewalk.Revision
 	// pairs are consecutive records on one carved page with different main
 	// revisions: proof that the first one's transaction ended there.
 	pairs [][2]pagewalk.Revision
@@ -86,7 +81,6 @@ func carve(res *pagewalk.Result, progress Counter) *carveResult {
 			if !need.contains(e.Key) {
 				// Inside the intact tree: a copy of a reached record, or
 				// one compaction deleted. Neither adds anything.
-				cr.skipped++
 				readable-- // judge the page by the records that matter
 				continue
 			}
@@ -101,7 +95,6 @@ func carve(res *pagewalk.Result, progress Counter) *carveResult {
 			continue
 		}
 		cr.pages++
-		cr.edges = append(cr.edges, [2]pagewalk.Revision{good[0].rev, good[len(good)-1].rev})
 		pageEdges[pgid] = [2]pagewalk.Revision{good[0].rev, good[len(good)-1].rev}
 		for i := 1; i < len(good); i++ {
 			if good[i-1].rev.Main != good[i].rev.Main {

@@ -201,7 +201,6 @@ func pathStrings(p [][]byte) []string {
 type keyState struct {
 	latest       pagewalk.Revision // newest record, any source
 	latestCarved bool
-	latestPage   uint64
 	maxLE        pagewalk.Revision // newest record at or below the compaction
 	hasLE        bool
 	hasAbove     bool // a record above the compaction exists
@@ -257,14 +256,14 @@ func (ks *keySpace) closes(prev, next pagewalk.Revision) {
 	}
 }
 
-func (ks *keySpace) observe(etcdKey []byte, rev pagewalk.Revision, carved bool, page uint64) *keyState {
+func (ks *keySpace) observe(etcdKey []byte, rev pagewalk.Revision, carved bool) {
 	s := ks.keys[string(etcdKey)]
 	if s == nil {
 		s = &keyState{}
 		ks.keys[string(etcdKey)] = s
 	}
 	if s.latest.Main == 0 || revLess(s.latest, rev) {
-		s.latest, s.latestCarved, s.latestPage = rev, carved, page
+		s.latest, s.latestCarved = rev, carved
 	}
 	if rev.Main <= ks.compact {
 		if !s.hasLE || revLess(s.maxLE, rev) {
@@ -273,7 +272,6 @@ func (ks *keySpace) observe(etcdKey []byte, rev pagewalk.Revision, carved bool, 
 	} else {
 		s.hasAbove = true
 	}
-	return s
 }
 
 // dense tracks main revisions above the compaction in stream order: each
@@ -323,7 +321,7 @@ func mergeKeyBucket(res *pagewalk.Result, cr *carveResult, w *dbWriter, rep *Rep
 	var held []carved
 	ci := 0
 	takeCarved := func(c carved) error {
-		ks.observe(c.etcdKey, c.rev, true, c.page)
+		ks.observe(c.etcdKey, c.rev, true)
 		ks.dense(c.rev.Main)
 		if c.rev.Main < ks.compact {
 			held = append(held, c)
@@ -336,6 +334,7 @@ func mergeKeyBucket(res *pagewalk.Result, cr *carveResult, w *dbWriter, rep *Rep
 		return w.put(keyPath, c.revKey, c.value, 1.0)
 	}
 	var prevRev *pagewalk.Revision
+	var prevKey []byte // owned by ForEachOwnedAhead: stays valid
 	damageAfter := map[string]bool{}
 	for _, f := range res.Report.Findings {
 		if f.Lost != nil && f.Lost.After != nil && len(f.Bucket) == 1 && f.Bucket[0] == "key" {
@@ -348,11 +347,12 @@ func mergeKeyBucket(res *pagewalk.Result, cr *carveResult, w *dbWriter, rep *Rep
 		err := res.ForEachOwnedAhead(kb, func(k, v []byte) error {
 			// Consecutive reached records are neighbours (the tree says
 			// so) unless the walk found damage right after the first.
-			if rev, ok := pagewalk.ParseRevision(k); ok {
-				if prevRev != nil && !damageAfter[string(pagewalk.RevisionKey(*prevRev))] {
+			rev, revOK := pagewalk.ParseRevision(k)
+			if revOK {
+				if prevRev != nil && !damageAfter[string(prevKey)] {
 					ks.closes(*prevRev, rev)
 				}
-				prevRev = &rev
+				prevRev, prevKey = &rev, k
 			}
 			for ci < len(cr.recs) && bytes.Compare(cr.recs[ci].revKey, k) < 0 {
 				if err := takeCarved(cr.recs[ci]); err != nil {
@@ -365,7 +365,6 @@ func mergeKeyBucket(res *pagewalk.Result, cr *carveResult, w *dbWriter, rep *Rep
 				if bytes.Equal(c.value, v) {
 					rep.Records.Duplicates++
 				} else {
-					rev, _ := pagewalk.ParseRevision(k)
 					rep.Conflicts = append(rep.Conflicts, Conflict{Revision: rev, Pages: []uint64{c.page}, KeptFrom: "reached",
 						Different: "a carved copy differs from the reached record; kept the reached one"})
 				}
@@ -374,8 +373,7 @@ func mergeKeyBucket(res *pagewalk.Result, cr *carveResult, w *dbWriter, rep *Rep
 			// etcd decodes every key-bucket record when it starts and
 			// panics on one it cannot: such a record is left out, and its
 			// revision reported lost.
-			rev, ok := pagewalk.ParseRevision(k)
-			if !ok {
+			if !revOK {
 				rep.Records.Rejected++
 				rep.Notes = appendCapped(rep.Notes, fmt.Sprintf("left out a key-bucket record whose key %x is not a revision", k))
 				return nil
@@ -392,7 +390,7 @@ func mergeKeyBucket(res *pagewalk.Result, cr *carveResult, w *dbWriter, rep *Rep
 			rep.Records.Reached++
 			reachedBC.Reached++
 			rep.Records.Written++
-			ks.observe(kv.Key, rev, false, 0)
+			ks.observe(kv.Key, rev, false)
 			ks.dense(rev.Main)
 			ks.sub(rev)
 			return w.put(keyPath, k, v, 1.0)

@@ -423,16 +423,9 @@ func writeMember(base, work string, log *wal.Log, opts Options, lg *zap.Logger, 
 	}
 	// What the new db says of itself: a 3.5 member must not find a
 	// storageVersion it would not write (a later upgrade would take the db
-	// for a newer one).
-	if f, err := pagewalk.Open(newDB); err == nil {
-		if res, err := f.Scan(pagewalk.Options{}); err == nil {
-			rep.OutputStorageVersion = res.Report.Etcd.StorageVersion
-			// Alarms as the new member will see them (the db's, and any
-			// the replay raised).
-			rep.Alarms = res.Report.Etcd.Alarms
-		}
-		f.Close()
-	}
+	// for a newer one); alarms as the new member will see them (the db's,
+	// and any the replay raised).
+	rep.OutputStorageVersion, rep.Alarms = an.Etcd.StorageVersion, an.Etcd.Alarms
 	if rep.StorageVersion == "" && rep.OutputStorageVersion != "" && rep.DB.Present {
 		return fmt.Errorf("the new db carries storageVersion %q but the data was written by etcd 3.5 or older", rep.OutputStorageVersion)
 	}

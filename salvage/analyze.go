@@ -13,6 +13,9 @@ type Analysis struct {
 	FirstRevision      int64            `json:"first_revision"`
 	LastRevision       int64            `json:"last_revision"`
 	Records            int              `json:"records"`
+	// Etcd is the scan's summary of the db (versions, alarms, ...), so a
+	// caller needs no second scan.
+	Etcd *pagewalk.EtcdSummary `json:"-"`
 }
 
 // Analyze reads the key bucket of a healthy db (one boltfix wrote) and
@@ -35,7 +38,7 @@ func Analyze(dbPath string, lost [][2]int64, maxListed int) (*Analysis, error) {
 		compact = *c
 	}
 	ks := &keySpace{keys: map[string]*keyState{}, compact: compact, prevMain: max(compact, 1)}
-	a := &Analysis{}
+	a := &Analysis{Etcd: res.Report.Etcd}
 	if kb := res.Bucket("key"); kb != nil {
 		err = res.ForEach(kb, func(k, v []byte) error {
 			rev, ok := pagewalk.ParseRevision(k)

@@ -1,7 +1,6 @@
 package repair
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -243,22 +242,20 @@ func replayFromAnchor(salvaged, path string, log *wal.Log, a anchor, st *baseSta
 // at the anchor still name but the db no longer has (revoked since) are put
 // back, so that replaying their revocation deletes what it deleted.
 func cutToAnchor(path string, a anchor, lg *zap.Logger) (map[string][]byte, error) {
+	above := map[string][]byte{}
+	if err := dropAbove(path, a.rev, above); err != nil {
+		return nil, err
+	}
 	be := backend.NewDefaultBackend(lg, path)
 	defer be.Close()
 	tx := be.BatchTx()
 	tx.LockOutsideApply()
-	above := map[string][]byte{}
-	keys, vals := tx.UnsafeRange(schema.Key, pagewalk.RevisionKey(pagewalk.Revision{Main: a.rev + 1}), []byte{0xff}, 0)
-	for i, k := range keys {
-		above[string(k)] = bytes.Clone(vals[i])
-		tx.UnsafeDelete(schema.Key, k)
-	}
 	have := map[int64]bool{}
 	for _, l := range schema.MustUnsafeGetAllLeases(tx) {
 		have[l.ID] = true
 	}
 	latest := map[string]*mvccpb.KeyValue{}
-	keys, vals = tx.UnsafeRange(schema.Key, []byte{0}, []byte{0xff}, 0)
+	keys, vals := tx.UnsafeRange(schema.Key, []byte{0}, []byte{0xff}, 0)
 	for i, k := range keys {
 		var kv mvccpb.KeyValue
 		if proto.Unmarshal(vals[i], &kv) != nil {

@@ -228,7 +228,8 @@ func prepareBase(db, base string, opts Options, rep *Report) (*baseState, error)
 }
 
 // openKeyDamage reports damage in the key bucket whose lost range is open
-// at the top, or a walked tree that predates the last commit.
+// at the top. (A walked tree that predates the last commit is still intact
+// at its own top: what came after it is cut back and replayed.)
 func openKeyDamage(res *pagewalk.Result) bool {
 	for _, f := range res.Report.Findings {
 		if f.Lost != nil && f.Lost.Revisions != nil && f.Lost.Revisions.To == 0 && len(f.Bucket) == 1 && f.Bucket[0] == "key" {

@@ -162,7 +162,7 @@ func mustHeader(b []byte) pagewalk.Header {
 }
 
 // corruptions are hand-made damage applied to a built db for extra seeds:
-// the shapes DESIGN.md names (torn branch, garbage page, both metas bad,
+// the shapes docs/recovery.md §13 names (torn branch, garbage page, both metas bad,
 // truncation, a cycle).
 func corruptions(db seedDB) map[string][]byte {
 	out := map[string][]byte{}

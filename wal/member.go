@@ -58,7 +58,7 @@ type MemberResult struct {
 }
 
 // ErrIndexAboveCommit: the written db's consistent_index is above the new
-// WAL's commit index; etcd would start and never serve (DESIGN.md §5).
+// WAL's commit index; etcd would start and never serve (docs/recovery.md §7).
 var ErrIndexAboveCommit = errors.New("wal: consistent_index above the WAL commit index")
 
 // WriteMemberDir writes a data dir etcd starts from (outDir/member/{snap,wal})

@@ -33,7 +33,7 @@ func FuzzKeyValue(f *testing.F) {
 			t.Fatalf("proto: %v, ParseKeyValue: %v", werr, gerr)
 		}
 		if werr == nil && (!bytes.Equal(got.Key, want.Key) || got.ModRevision != want.ModRevision ||
-			got.CreateRevision != want.CreateRevision || got.Version != want.Version) {
+			got.CreateRevision != want.CreateRevision || got.Version != want.Version || got.Lease != want.Lease) {
 			t.Fatalf("fields differ: %+v vs %v", got, &want)
 		}
 	})

@@ -14,6 +14,7 @@ type KeyValue struct {
 	CreateRevision int64
 	ModRevision    int64
 	Version        int64
+	Lease          int64
 }
 
 // Field numbers of mvccpb.KeyValue (api/v3/mvccpb/kv.proto).
@@ -23,6 +24,7 @@ const (
 	kvModRevision    = 3
 	kvVersion        = 4
 	kvValue          = 5
+	kvLease          = 6
 )
 
 // ErrNotKeyValue: a key-bucket value that is not an mvccpb.KeyValue.
@@ -49,7 +51,7 @@ func ParseKeyValue(b []byte) (KeyValue, error) {
 		}
 		// A known field with another wire type is kept as an unknown
 		// field by proto.Unmarshal, not rejected: skip it the same way.
-		known := num >= kvKey && num <= kvVersion && typ == want
+		known := (num >= kvKey && num <= kvVersion || num == kvLease) && typ == want
 		switch {
 		case !known:
 			n = protowire.ConsumeFieldValue(num, typ, b)
@@ -62,7 +64,7 @@ func ParseKeyValue(b []byte) (KeyValue, error) {
 				return kv, fmt.Errorf("%w: %v", ErrNotKeyValue, protowire.ParseError(m))
 			}
 			kv.Key, n = v, m
-		case num >= kvCreateRevision && num <= kvVersion:
+		case num >= kvCreateRevision && num <= kvVersion || num == kvLease:
 			v, m := protowire.ConsumeVarint(b)
 			if m < 0 {
 				return kv, fmt.Errorf("%w: %v", ErrNotKeyValue, protowire.ParseError(m))
@@ -74,6 +76,8 @@ func ParseKeyValue(b []byte) (KeyValue, error) {
 				kv.ModRevision = int64(v)
 			case kvVersion:
 				kv.Version = int64(v)
+			case kvLease:
+				kv.Lease = int64(v)
 			}
 			n = m
 		}

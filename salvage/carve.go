@@ -17,6 +17,7 @@ type carved struct {
 	revKey  []byte
 	value   []byte
 	etcdKey []byte
+	lease   int64
 	page    uint64
 }
 
@@ -32,14 +33,32 @@ type carveResult struct {
 	// pairs are consecutive records on one carved page with different main
 	// revisions: proof that the first one's transaction ended there.
 	pairs [][2]pagewalk.Revision
+	// leaves are the unreached pages that are whole, valid key-bucket
+	// leaves (every element a revision record that decodes, in order):
+	// the evidence about compaction and the candidates of a live tiling.
+	leaves []leafPage
+	// witness holds, per etcd key, the revisions of records on unreached
+	// pages inside the intact tree's range: they add nothing to the output
+	// but prove their key had a newer record (docs/recovery.md, Evidence).
+	witness map[string][]pagewalk.Revision
 }
+
+// leafPage is one unreached, valid key-bucket leaf: its revision keys in
+// page (= ascending) order.
+type leafPage struct {
+	pgid uint64
+	revs [][]byte
+}
+
+func (l *leafPage) first() []byte { return l.revs[0] }
+func (l *leafPage) last() []byte  { return l.revs[len(l.revs)-1] }
 
 // carve reads every unreached leaf page and keeps the etcd key-bucket
 // records on it. A page counts as a key-bucket page only when most of its
 // readable elements are valid revision records, so the leaves of other
 // buckets (whose keys may happen to be 17 bytes) are not mistaken for it.
 func carve(res *pagewalk.Result, progress Counter) *carveResult {
-	cr := &carveResult{}
+	cr := &carveResult{witness: map[string][]pagewalk.Revision{}}
 	byRev := map[string]int{}
 	pageEdges := map[uint64][2]pagewalk.Revision{}
 	need := neededRanges(res)
@@ -65,31 +84,57 @@ func carve(res *pagewalk.Result, progress Counter) *carveResult {
 		}
 		var good []carved
 		readable := 0
+		// whole: every element is a valid revision record, in order, on a
+		// page that names itself: a leaf etcd wrote, usable as evidence.
+		whole := n.Count > 0 && res.WellformedLeaf(pgid)
+		var revs [][]byte
 		for i := 0; i < int(n.Count); i++ {
 			e, fe := n.Leaf(i)
 			if fe != nil {
+				whole = false
 				continue
 			}
 			readable++
 			if e.IsBucket() {
+				whole = false
 				continue
 			}
 			rev, ok := pagewalk.ParseRevision(e.Key)
 			if !ok {
+				whole = false
 				continue
+			}
+			if whole && len(revs) > 0 && bytes.Compare(revs[len(revs)-1], e.Key) >= 0 {
+				whole = false
+			}
+			kv, err := decodeRecord(rev, e.Value)
+			if err != nil {
+				whole = false
+			} else if whole {
+				revs = append(revs, e.Key)
 			}
 			if !need.contains(e.Key) {
 				// Inside the intact tree: a copy of a reached record, or
-				// one compaction deleted. Neither adds anything.
+				// one compaction deleted. Neither goes to the output, but
+				// it proves its key had a record at that revision.
 				readable-- // judge the page by the records that matter
+				if err == nil {
+					cr.witness[string(kv.Key)] = append(cr.witness[string(kv.Key)], rev)
+				}
 				continue
 			}
-			kv, err := decodeRecord(rev, e.Value)
 			if err != nil {
 				cr.rejected++
 				continue
 			}
-			good = append(good, carved{rev: rev, revKey: bytes.Clone(e.Key), value: bytes.Clone(e.Value), etcdKey: bytes.Clone(kv.Key), page: pgid})
+			good = append(good, carved{rev: rev, revKey: bytes.Clone(e.Key), value: bytes.Clone(e.Value), etcdKey: bytes.Clone(kv.Key), lease: kv.Lease, page: pgid})
+		}
+		if whole {
+			lp := leafPage{pgid: pgid, revs: make([][]byte, len(revs))}
+			for i, k := range revs {
+				lp.revs[i] = bytes.Clone(k)
+			}
+			cr.leaves = append(cr.leaves, lp)
 		}
 		if len(good) == 0 || 2*len(good) < readable {
 			continue

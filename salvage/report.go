@@ -43,8 +43,11 @@ type Report struct {
 	// Uncertain are carved records that may be compaction garbage: left out
 	// (conservative) or kept and flagged (--aggressive).
 	Uncertain []UncertainRecord `json:"uncertain"`
-	Conflicts []Conflict        `json:"conflicts"`
-	Ledger    []ResourceLedger  `json:"kubernetes"`
+	// Evidence counts, per kind of proof, the carved records below the
+	// compaction point that salvage decided.
+	Evidence  EvidenceCounts   `json:"evidence"`
+	Conflicts []Conflict       `json:"conflicts"`
+	Ledger    []ResourceLedger `json:"kubernetes"`
 
 	// Verified is true when the written file opened in bbolt and passed
 	// tx.Check.
@@ -121,4 +124,21 @@ type ResourceLedger struct {
 	Lost        int    `json:"lost"`
 	Regenerated bool   `json:"regenerated"` // controllers recreate these objects
 	Note        string `json:"note"`
+}
+
+// EvidenceCounts counts the carved records below the compaction point by the
+// evidence that decided them (docs/recovery.md, "Evidence").
+type EvidenceCounts struct {
+	// Compacted: proven deleted by compaction.
+	SupersededNewer int `json:"superseded_by_newer_record"` // a newer record of the key at or below the compaction
+	Tombstone       int `json:"tombstone_below_compaction"` // the record is itself a tombstone below the compaction
+	SpannedLacking  int `json:"spanned_by_leaf_lacking_it"` // a valid leaf written later spans its revision and lacks it
+	LeaseGone       int `json:"lease_revoked"`              // its lease is gone, so its key was deleted
+	NotInLiveTiling int `json:"outside_live_tiling"`        // the live leaves under the damage are known, and it is on none
+	// Live: proven kept by compaction.
+	NewerAboveCompaction int `json:"newer_record_above_compaction"` // its key has a record above the compaction: it is the one kept below
+	LiveTiling           int `json:"on_live_leaf"`                  // it lies on a leaf proven live (the tiling of the damaged range)
+	ScheduledCompaction  int `json:"scheduled_compaction"`          // decided against a scheduled compaction etcd finishes at start
+	// Unknown: no evidence either way (left out, or kept with --aggressive).
+	NoEvidence int `json:"no_evidence"`
 }

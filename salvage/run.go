@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"sort"
 
 	"github.com/boltfix/boltfix/pagewalk"
 	berrors "go.etcd.io/bbolt/errors"
@@ -220,6 +221,18 @@ type keySpace struct {
 	// subs tracks, above the compaction, each main revision's sub-revisions.
 	subs     map[int64]*subInfo
 	closedAt map[int64]int64
+	// tiled marks the findings whose damaged range a live tiling resolved:
+	// every live record under them is known, so they lose nothing.
+	tiled map[int]bool
+	// decided are the main revisions below the compaction of which a carved
+	// record was decided (written as live, or proven compacted), sorted: a
+	// damaged range below the compaction loses nothing at those.
+	decided []int64
+	// decidedSubs are the sub-revisions decided per main revision.
+	decidedSubs map[int64][]int64
+	// ambiguous are main revisions of records under a tiled range that
+	// some fitting answers take as live and others not.
+	ambiguous []int64
 }
 
 // subInfo is what salvage knows of one transaction's sub-revisions.
@@ -245,7 +258,7 @@ func (ks *keySpace) sub(rev pagewalk.Revision) {
 // closes notes that a page holds prev directly followed by next: nothing
 // can ever come between them (new revisions only go after all others).
 func (ks *keySpace) closes(prev, next pagewalk.Revision) {
-	if prev.Main == next.Main || prev.Main <= ks.compact {
+	if prev.Main == next.Main {
 		return
 	}
 	if ks.closedAt == nil {
@@ -405,37 +418,8 @@ func mergeKeyBucket(res *pagewalk.Result, cr *carveResult, w *dbWriter, rep *Rep
 		}
 	}
 	// Judge the held-back records now that every record has been seen.
-	// Compaction at C keeps, per key, only the newest record at or below C,
-	// and drops it too when it is a tombstone.
-	for _, c := range held {
-		s := ks.keys[string(c.etcdKey)]
-		switch {
-		case c.rev.Tombstone || revLess(c.rev, s.maxLE):
-			rep.Records.Compacted++
-			reachedBC.LeftOut++
-			continue
-		case s.hasAbove:
-			// The newest record at or below C of a key that lives on:
-			// what compaction keeps.
-		default:
-			rep.Records.Uncertain++
-			u := UncertainRecord{Revision: c.rev, Key: string(c.etcdKey), Page: c.page, Kept: opts.Aggressive,
-				Reason: fmt.Sprintf("carved below the compaction revision %d and no newer record of its key survives: it may have been deleted and compacted", ks.compact)}
-			if len(rep.Uncertain) < opts.MaxListed {
-				rep.Uncertain = append(rep.Uncertain, u)
-			}
-			if !opts.Aggressive {
-				s.uncertain = true
-				reachedBC.LeftOut++
-				continue
-			}
-		}
-		rep.Records.Carved++
-		reachedBC.Carved++
-		rep.Records.Written++
-		if err := w.put(keyPath, c.revKey, c.value, 1.0); err != nil {
-			return nil, err
-		}
+	if err := judgeHeld(res, cr, ks, held, w, rep, &reachedBC, opts); err != nil {
+		return nil, err
 	}
 	reachedBC.Written = rep.Records.Written
 	rep.Buckets = append([]BucketCount{reachedBC}, rep.Buckets...)
@@ -453,6 +437,9 @@ func lostRanges(res *pagewalk.Result, ks *keySpace, cr *carveResult, rep *Report
 	for _, m := range ks.undecodable {
 		out = append(out, lr{[2]int64{m, m}, "a reached record's value does not decode (etcd would panic on it): left out"})
 	}
+	for _, m := range ks.ambiguous {
+		out = append(out, lr{[2]int64{m, m}, "a record that two copies of its key range disagree on, and nothing in the file tells which copy is newer: left out (it may be live, or deleted and compacted)"})
+	}
 	for _, g := range ks.gaps {
 		out = append(out, lr{g, "main revisions missing above the compaction point (every write takes the next one)"})
 	}
@@ -465,7 +452,9 @@ func lostRanges(res *pagewalk.Result, ks *keySpace, cr *carveResult, rep *Report
 			if to != 0 && to < C {
 				hi = to
 			}
-			out = append(out, lr{[2]int64{max(from, 1), hi}, what + " below the compaction point: records there cannot be proven complete"})
+			for _, r := range ks.undecidedIn(max(from, 1), hi) {
+				out = append(out, lr{r, what + " below the compaction point: records there cannot be proven complete"})
+			}
 		}
 		if to == 0 {
 			openTop = true
@@ -479,8 +468,8 @@ func lostRanges(res *pagewalk.Result, ks *keySpace, cr *carveResult, rep *Report
 	if kb == nil {
 		damaged(1, 0, "the key bucket was not reached, every record was carved:")
 	}
-	for _, f := range res.Report.Findings {
-		if f.Lost == nil || f.Lost.Revisions == nil {
+	for i, f := range res.Report.Findings {
+		if f.Lost == nil || f.Lost.Revisions == nil || ks.tiled[i] {
 			continue
 		}
 		where := string(f.Kind)
@@ -556,4 +545,47 @@ func printableKey(k []byte) string {
 		k = k[:64]
 	}
 	return string(k)
+}
+
+// decide notes that the record at rev was decided (written as live, or
+// proven compacted).
+func (ks *keySpace) decide(rev pagewalk.Revision) {
+	if ks.decidedSubs == nil {
+		ks.decidedSubs = map[int64][]int64{}
+	}
+	ks.decidedSubs[rev.Main] = append(ks.decidedSubs[rev.Main], rev.Sub)
+}
+
+// settleDecided keeps, of the decided main revisions, those whose whole
+// transaction is accounted for: sub-revisions 0..n all decided, and some
+// page shows the last one followed by another revision.
+func (ks *keySpace) settleDecided() {
+	for m, subs := range ks.decidedSubs {
+		sort.Slice(subs, func(i, j int) bool { return subs[i] < subs[j] })
+		ok := true
+		for i, s := range subs {
+			ok = ok && s == int64(i)
+		}
+		if c, closed := ks.closedAt[m]; ok && closed && c == subs[len(subs)-1] {
+			ks.decided = append(ks.decided, m)
+		}
+	}
+	sort.Slice(ks.decided, func(i, j int) bool { return ks.decided[i] < ks.decided[j] })
+}
+
+// undecidedIn splits [from, to] around the main revisions whose records were
+// decided: what is left may hold records that were lost.
+func (ks *keySpace) undecidedIn(from, to int64) [][2]int64 {
+	var out [][2]int64
+	i := sort.Search(len(ks.decided), func(i int) bool { return ks.decided[i] >= from })
+	for ; i < len(ks.decided) && ks.decided[i] <= to; i++ {
+		if d := ks.decided[i]; d > from {
+			out = append(out, [2]int64{from, d - 1})
+		}
+		from = ks.decided[i] + 1
+	}
+	if from <= to {
+		out = append(out, [2]int64{from, to})
+	}
+	return out
 }

@@ -1,0 +1,290 @@
+package salvage
+
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+	"sort"
+
+	"github.com/boltfix/boltfix/pagewalk"
+)
+
+// A carved key-bucket record below the compaction point is either live
+// (compaction kept it: the newest record of its key at or below the
+// compaction, not a tombstone) or compaction garbage left in a free page.
+// Keeping garbage can bring a deleted object back; leaving a live record out
+// loses an object that exists only in the db (the WAL no longer reaches
+// back that far). Each record is decided by what the file proves, and the
+// proof is counted in the report (docs/recovery.md, "Evidence about a
+// carved record").
+
+// verdict is the decision on one carved record below the compaction.
+type verdict int
+
+const (
+	noEvidence verdict = iota
+	// Compaction removed it:
+	deadTombstone  // a tombstone below the compaction
+	deadSuperseded // its key has a newer record at or below the compaction
+	deadSpanned    // a valid leaf that spans its revision lacks it
+	deadLeaseGone  // its lease is gone: its key was deleted with it
+	deadNotTiled   // the live leaves under the damage are known; it is on none
+	// Compaction kept it:
+	liveTiled // it lies on a leaf of the proven live tiling
+	liveAbove // its key has a record above the compaction and it is the newest at or below
+)
+
+func (v verdict) dead() bool { return v >= deadTombstone && v <= deadNotTiled }
+func (v verdict) live() bool { return v == liveTiled || v == liveAbove }
+
+// count adds v to the report's evidence counts.
+func (v verdict) count(e *EvidenceCounts) {
+	switch v {
+	case deadTombstone:
+		e.Tombstone++
+	case deadSuperseded:
+		e.SupersededNewer++
+	case deadSpanned:
+		e.SpannedLacking++
+	case deadLeaseGone:
+		e.LeaseGone++
+	case deadNotTiled:
+		e.NotInLiveTiling++
+	case liveTiled:
+		e.LiveTiling++
+	case liveAbove:
+		e.NewerAboveCompaction++
+	default:
+		e.NoEvidence++
+	}
+}
+
+// leaseSet returns the lease ids in the walked tree's lease bucket, and
+// whether that bucket can be trusted to list every lease (it was reached
+// without damage).
+func leaseSet(res *pagewalk.Result) (map[int64]bool, bool) {
+	b := res.Bucket("lease")
+	if b == nil || b.Damaged {
+		return nil, false
+	}
+	ids := map[int64]bool{}
+	err := res.ForEach(b, func(k, _ []byte) error {
+		if len(k) == 8 {
+			ids[int64(binary.BigEndian.Uint64(k))] = true
+		}
+		return nil
+	})
+	return ids, err == nil
+}
+
+// firstEvidence decides what the file proves about each held record
+// without the tiling: a tombstone, a newer record of its key anywhere, a
+// valid leaf that spans it and lacks it, a lease that is gone. held is in
+// revision-key order.
+func firstEvidence(held []carved, ks *keySpace, cr *carveResult, leases map[int64]bool, leasesKnown bool) []verdict {
+	out := make([]verdict, len(held))
+	for i, c := range held {
+		switch {
+		case c.rev.Tombstone:
+			out[i] = deadTombstone
+		case supersededAtOrBelow(c, ks, cr.witness):
+			out[i] = deadSuperseded
+		case c.lease != 0 && leasesKnown && !leases[c.lease] && !hasAbove(ks, c.etcdKey):
+			// The lease went, and its keys with it. Had that happened
+			// above the compaction, the tombstone would be there (and
+			// this record the one compaction kept).
+			out[i] = deadLeaseGone
+		}
+	}
+	// A valid leaf written after r was compacted spans r and lacks it:
+	// records are only appended at the top and only removed by
+	// compaction, so any leaf whose keys run past r held r when written,
+	// unless compaction had removed it.
+	for _, lp := range cr.leaves {
+		first, last := lp.first(), lp.last()
+		i := sort.Search(len(held), func(i int) bool { return bytes.Compare(held[i].revKey, first) > 0 })
+		for ; i < len(held) && bytes.Compare(held[i].revKey, last) < 0; i++ {
+			if out[i] == noEvidence && !lp.has(held[i].revKey) {
+				out[i] = deadSpanned
+			}
+		}
+	}
+	return out
+}
+
+func hasAbove(ks *keySpace, etcdKey []byte) bool {
+	s := ks.keys[string(etcdKey)]
+	return s != nil && s.hasAbove
+}
+
+// has reports whether the leaf holds revision key k.
+func (l *leafPage) has(k []byte) bool {
+	i := sort.Search(len(l.revs), func(i int) bool { return bytes.Compare(l.revs[i], k) >= 0 })
+	return i < len(l.revs) && bytes.Equal(l.revs[i], k)
+}
+
+// supersededAtOrBelow reports whether c's key has a newer record at or below
+// the compaction anywhere in the file (reached, carved, or a copy inside
+// the intact tree's range): compaction keeps only the newest.
+func supersededAtOrBelow(c carved, ks *keySpace, witness map[string][]pagewalk.Revision) bool {
+	if s := ks.keys[string(c.etcdKey)]; s != nil && s.hasLE && revLess(c.rev, s.maxLE) {
+		return true
+	}
+	for _, r := range witness[string(c.etcdKey)] {
+		if r.Main <= ks.compact && revLess(c.rev, r) {
+			return true
+		}
+	}
+	return false
+}
+
+// uncertainReason says, for a record with no evidence, why none applied.
+func uncertainReason(c carved, compact int64) string {
+	return fmt.Sprintf("carved below the compaction revision %d: no newer record of its key, no leaf written later that spans it, its lease (if any) still exists, and the live leaves over its range are not known: it may have been deleted and compacted", compact)
+}
+
+// judgeHeld decides every carved record below the compaction point, writes
+// the live ones (and, with --aggressive, the undecided ones, flagged), and
+// counts the evidence.
+func judgeHeld(res *pagewalk.Result, cr *carveResult, ks *keySpace, held []carved, w *dbWriter, rep *Report, bc *BucketCount, opts Options) error {
+	leases, leasesKnown := leaseSet(res)
+	verdicts := firstEvidence(held, ks, cr, leases, leasesKnown)
+	dead := map[string]bool{}
+	for i, v := range verdicts {
+		if v.dead() {
+			dead[string(held[i].revKey)] = true
+		}
+	}
+	var tilings []*tiling
+	if !truncated(res.Report) {
+		// A truncation destroys the pages it cuts: stale copies could
+		// stand in for a live page that is gone.
+		tilings = liveTilings(res, cr, dead, ks.compact)
+	}
+	ks.tiled = map[int]bool{}
+	for _, t := range tilings {
+		for _, f := range t.findings {
+			ks.tiled[f] = true
+		}
+		ks.closeTiling(t)
+	}
+	open := unresolvedBelow(res, ks, tilings)
+	defer ks.settleDecided()
+	for i, c := range held {
+		v := verdicts[i]
+		if v == noEvidence {
+			v = decideByTilingOrAbove(c, ks, tilings, open)
+		}
+		v.count(&rep.Evidence)
+		if v != noEvidence {
+			ks.decide(c.rev)
+		}
+		if verdictHook != nil {
+			verdictHook(c.rev, string(c.etcdKey), v)
+		}
+		switch {
+		case v.dead():
+			rep.Records.Compacted++
+			bc.LeftOut++
+			continue
+		case v == noEvidence:
+			rep.Records.Uncertain++
+			if len(rep.Uncertain) < opts.MaxListed {
+				rep.Uncertain = append(rep.Uncertain, UncertainRecord{Revision: c.rev, Key: string(c.etcdKey), Page: c.page, Kept: opts.Aggressive, Reason: uncertainReason(c, ks.compact)})
+			}
+			if !opts.Aggressive {
+				ks.keys[string(c.etcdKey)].uncertain = true
+				bc.LeftOut++
+				continue
+			}
+		}
+		rep.Records.Carved++
+		bc.Carved++
+		rep.Records.Written++
+		if err := w.put(keyPath, c.revKey, c.value, 1.0); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// decideByTilingOrAbove decides a record the first evidence left open: by
+// the live tiling of its range, else by a record of its key above the
+// compaction (compaction kept the newest at or below it: this one, unless
+// a newer one lies in a range that may be lost).
+func decideByTilingOrAbove(c carved, ks *keySpace, tilings []*tiling, open [][2]int64) verdict {
+	for _, t := range tilings {
+		if t.contains(c.revKey) {
+			switch {
+			case t.live[string(c.revKey)]:
+				return liveTiled
+			case t.maybe[string(c.revKey)]:
+				ks.ambiguous = append(ks.ambiguous, c.rev.Main)
+				return noEvidence
+			}
+			return deadNotTiled
+		}
+	}
+	s := ks.keys[string(c.etcdKey)]
+	if s == nil || !s.hasAbove {
+		return noEvidence
+	}
+	for _, r := range open {
+		if r[1] == 0 || r[1] > c.rev.Main {
+			if r[0] <= ks.compact {
+				return noEvidence
+			}
+		}
+	}
+	return liveAbove
+}
+
+// unresolvedBelow lists the main-revision ranges at or below the compaction
+// that damage no tiling resolved may have lost records in.
+func unresolvedBelow(res *pagewalk.Result, ks *keySpace, tilings []*tiling) [][2]int64 {
+	var out [][2]int64
+	if res.Bucket("key") == nil || olderTree(res.Report) != "" {
+		out = append(out, [2]int64{1, 0})
+	}
+	for i, f := range res.Report.Findings {
+		if f.Lost == nil || f.Lost.Revisions == nil || ks.tiled[i] {
+			continue
+		}
+		if f.Lost.Revisions.From <= ks.compact {
+			out = append(out, [2]int64{f.Lost.Revisions.From, f.Lost.Revisions.To})
+		}
+	}
+	return out
+}
+
+// closeTiling records that consecutive live records of a tiling are
+// neighbours in the live tree: nothing lay between them.
+func (ks *keySpace) closeTiling(t *tiling) {
+	prev, ok := pagewalk.ParseRevision(t.after)
+	for _, k := range t.recs {
+		rev, rok := pagewalk.ParseRevision(k)
+		if !rok {
+			continue
+		}
+		if ok {
+			ks.closes(prev, rev)
+		}
+		prev, ok = rev, true
+	}
+	if next, nok := pagewalk.ParseRevision(t.before); ok && nok {
+		ks.closes(prev, next)
+	}
+}
+
+// truncated reports whether the file ends before its high-water mark.
+func truncated(r *pagewalk.Report) bool {
+	for _, f := range r.Findings {
+		if f.Kind == pagewalk.KindTruncated {
+			return true
+		}
+	}
+	return false
+}
+
+// verdictHook, when set (by tests), sees every decision on a held record.
+var verdictHook func(rev pagewalk.Revision, key string, v verdict)

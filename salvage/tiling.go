@@ -1,0 +1,555 @@
+package salvage
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"sort"
+
+	"github.com/boltfix/boltfix/pagewalk"
+)
+
+// The live tiling of a damaged range (docs/recovery.md, "Evidence about a
+// carved record"). When a branch element's pointer is lost (zeroed, out of
+// range) but the page it pointed to is intact, the live subtree is still on
+// disk, orphaned, next to older copies of the same key range in free pages.
+// The live pages under a run of m lost elements are exactly m nodes of the
+// children's level whose key ranges do not overlap and that hold no record
+// compaction removed. Older copies either hold such a record (and are
+// stale), or overlap a live node in a way that tells which is older. When
+// exactly m nodes remain, they are the live ones: every record on them is
+// live, every other record in the range was compacted.
+
+// maxTilingCandidates bounds the work of resolving one damaged range.
+const maxTilingCandidates = 4096
+
+// maxTreeLevels bounds the descent that finds the level of a branch's
+// children (bbolt trees of a few GiB are 4-5 levels deep).
+const maxTreeLevels = 16
+
+// pointerKinds are the findings where a branch element's pointer is bad but
+// the page it pointed to was not touched. A child past the end of the file
+// is not one: a truncation destroys the pages it cuts.
+var pointerKinds = map[pagewalk.Kind]bool{
+	pagewalk.KindChildIsMeta:     true,
+	pagewalk.KindChildOutOfRange: true,
+	pagewalk.KindChildIsFreelist: true,
+	pagewalk.KindElementBounds:   true,
+}
+
+// damagedRun is the damage under one key range of the key bucket's tree.
+type damagedRun struct {
+	after, before []byte // the open key range (nil: open end)
+	m             int    // lost children
+	level         int    // their level: 0 leaves, 1 branches over leaves, ...
+	findings      []int  // indexes into the scan's findings
+	ok            bool   // only lost pointers: the children may be intact
+}
+
+// tiling is a damaged range whose live records are known.
+type tiling struct {
+	after, before []byte
+	live          map[string]bool // revision keys of every live record in the range
+	// maybe are records that some answers that fit take as live and others
+	// not: nothing in the file tells; they are reported, not written.
+	maybe    map[string]bool
+	findings []int
+	recs     [][]byte // the live records in order
+}
+
+// contains reports whether revision key k lies inside the tiling's range.
+func (t *tiling) contains(k []byte) bool {
+	return (t.after == nil || bytes.Compare(k, t.after) > 0) && (t.before == nil || bytes.Compare(k, t.before) < 0)
+}
+
+// tileNode is a candidate for one live child: a leaf, or a branch whose
+// whole subtree is made of candidates.
+type tileNode struct {
+	pgid  uint64
+	recs  [][]byte // revision keys under it, ascending
+	stale bool
+}
+
+func (n *tileNode) first() []byte { return n.recs[0] }
+func (n *tileNode) last() []byte  { return n.recs[len(n.recs)-1] }
+
+func (n *tileNode) has(k []byte) bool {
+	i := sort.Search(len(n.recs), func(i int) bool { return bytes.Compare(n.recs[i], k) >= 0 })
+	return i < len(n.recs) && bytes.Equal(n.recs[i], k)
+}
+
+// damagedRuns groups the key bucket's findings by the key range they lose.
+func damagedRuns(res *pagewalk.Result) []damagedRun {
+	byRange := map[[2]string]*damagedRun{}
+	var order [][2]string
+	for i, f := range res.Report.Findings {
+		if f.Lost == nil || len(f.Bucket) != 1 || f.Bucket[0] != "key" {
+			continue
+		}
+		var k [2]string
+		if f.Lost.After != nil {
+			k[0] = "a" + f.Lost.After.Hex
+		}
+		if f.Lost.Before != nil {
+			k[1] = "b" + f.Lost.Before.Hex
+		}
+		r := byRange[k]
+		if r == nil {
+			r = &damagedRun{ok: true, level: -1}
+			r.after, r.before = decodeBound(f.Lost.After), decodeBound(f.Lost.Before)
+			byRange[k] = r
+			order = append(order, k)
+		}
+		r.findings = append(r.findings, i)
+		if !pointerKinds[f.Kind] || f.Page == nil || f.Element == nil || (f.Lost.After != nil && r.after == nil) || (f.Lost.Before != nil && r.before == nil) {
+			r.ok = false
+			continue
+		}
+		from, to := *f.Element, *f.Element
+		if f.Elements != nil {
+			from, to = f.Elements[0], f.Elements[1]
+		}
+		r.m += to - from + 1
+		if r.level < 0 {
+			r.level = childLevel(res, *f.Page, from, to)
+		}
+	}
+	out := make([]damagedRun, 0, len(order))
+	for _, k := range order {
+		r := byRange[k]
+		if r.level < 0 {
+			r.ok = false
+		}
+		out = append(out, *r)
+	}
+	return out
+}
+
+func decodeBound(k *pagewalk.Key) []byte {
+	if k == nil || k.Truncated || k.Revision == nil {
+		return nil
+	}
+	return pagewalk.RevisionKey(*k.Revision)
+}
+
+// childLevel is the level of branch page pgid's children, found by
+// descending from a child outside the damaged elements [from, to]: a B+tree
+// is balanced, so the lost children are at that level too. -1 if unknown.
+func childLevel(res *pagewalk.Result, pgid uint64, from, to int) int {
+	n, err := res.File.ReadNode(pgid)
+	if err != nil || n.Type() != pagewalk.TypeBranch {
+		return -1
+	}
+	for i := 0; i < int(n.Count); i++ {
+		if i >= from && i <= to {
+			continue
+		}
+		e, fe := n.Branch(i)
+		if fe != nil {
+			continue
+		}
+		if l := levelOf(res, e.Child); l >= 0 {
+			return l
+		}
+	}
+	return -1
+}
+
+// levelOf descends first children from pgid to a leaf.
+func levelOf(res *pagewalk.Result, pgid uint64) int {
+	for d := 0; d < maxTreeLevels; d++ {
+		if pgid < 2 || pgid >= res.File.PageCount() {
+			return -1
+		}
+		if res.WellformedLeaf(pgid) {
+			return d
+		}
+		n, err := res.File.ReadNode(pgid)
+		if err != nil || n.Type() != pagewalk.TypeBranch || n.Count == 0 {
+			return -1
+		}
+		e, fe := n.Branch(0)
+		if fe != nil {
+			return -1
+		}
+		pgid = e.Child
+	}
+	return -1
+}
+
+// liveTilings resolves every damaged range it can. dead holds the revision
+// keys proven compacted; compact is the compaction revision.
+func liveTilings(res *pagewalk.Result, cr *carveResult, dead map[string]bool, compact int64) []*tiling {
+	runs := damagedRuns(res)
+	var out []*tiling
+	var branches map[uint64][]pagewalk.BranchElement
+	for _, r := range runs {
+		if !r.ok || r.m <= 0 {
+			continue
+		}
+		if r.level > 0 && branches == nil {
+			branches = unreachedBranches(res)
+		}
+		if t := tileRun(r, cr, branches, dead, compact); t != nil {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
+// unreachedBranches reads every unreached branch page whose elements all
+// decode, with keys in ascending order.
+func unreachedBranches(res *pagewalk.Result) map[uint64][]pagewalk.BranchElement {
+	out := map[uint64][]pagewalk.BranchElement{}
+	for _, pgid := range res.UnreachedBranches() {
+		n, err := res.File.ReadNode(pgid)
+		if err != nil || n.Count == 0 {
+			continue
+		}
+		elems := make([]pagewalk.BranchElement, 0, n.Count)
+		for i := 0; i < int(n.Count); i++ {
+			e, fe := n.Branch(i)
+			if fe != nil || (i > 0 && bytes.Compare(e.Key, elems[i-1].Key) <= 0) {
+				elems = nil
+				break
+			}
+			elems = append(elems, pagewalk.BranchElement{Key: bytes.Clone(e.Key), Child: e.Child})
+		}
+		if elems != nil {
+			out[pgid] = elems
+		}
+	}
+	return out
+}
+
+// tileRun finds the live nodes of one damaged range, or nil.
+func tileRun(r damagedRun, cr *carveResult, branches map[uint64][]pagewalk.BranchElement, dead map[string]bool, compact int64) *tiling {
+	inRange := func(first, last []byte) bool {
+		return (r.after == nil || bytes.Compare(first, r.after) > 0) && (r.before == nil || bytes.Compare(last, r.before) < 0)
+	}
+	// Level 0: the whole, valid leaves inside the range.
+	level := map[uint64]*tileNode{}
+	for i := range cr.leaves {
+		lp := &cr.leaves[i]
+		if !inRange(lp.first(), lp.last()) {
+			continue
+		}
+		n := &tileNode{pgid: lp.pgid, recs: lp.revs}
+		for _, k := range lp.revs {
+			if dead[string(k)] {
+				n.stale = true
+				if debugTiling {
+					fmt.Printf("  leaf %d stale: %x dead\n", lp.pgid, k[:9])
+				}
+				break
+			}
+		}
+		level[lp.pgid] = n
+	}
+	// Up to the lost children's level: branches whose every child is a
+	// candidate one level down, inside its separators.
+	for h := 1; h <= r.level; h++ {
+		up := map[uint64]*tileNode{}
+		for pgid, elems := range branches {
+			n := &tileNode{pgid: pgid}
+			for j, e := range elems {
+				c := level[e.Child]
+				if c == nil {
+					n = nil
+					break
+				}
+				if (j > 0 && bytes.Compare(c.first(), e.Key) < 0) || (j+1 < len(elems) && bytes.Compare(c.last(), elems[j+1].Key) >= 0) {
+					n.stale = true
+					if debugTiling {
+						fmt.Printf("  branch %d child %d bounds: [%x..%x] sep %x\n", pgid, e.Child, c.first()[:9], c.last()[:9], e.Key[:9])
+					}
+				}
+				if debugTiling && c.stale {
+					fmt.Printf("  branch %d child %d stale\n", pgid, e.Child)
+				}
+				n.stale = n.stale || c.stale
+				n.recs = append(n.recs, c.recs...)
+			}
+			if n == nil || len(n.recs) == 0 || !inRange(n.first(), n.last()) {
+				continue
+			}
+			up[pgid] = n
+		}
+		level = up
+	}
+	nodes := make([]*tileNode, 0, len(level))
+	for _, n := range level {
+		nodes = append(nodes, n)
+	}
+	if len(nodes) > maxTilingCandidates {
+		return nil
+	}
+	sols := resolveTiling(nodes, r.m, compact)
+	if debugTiling {
+		st := 0
+		for _, n := range nodes {
+			if n.stale {
+				st++
+			}
+		}
+		fmt.Printf("tiling: range %x..%x m=%d level=%d candidates=%d stale=%d answers=%d\n", r.after, r.before, r.m, r.level, len(nodes), st, len(sols))
+	}
+	if len(sols) == 0 {
+		return nil
+	}
+	// Live: on a node of every answer. Compacted: on none. Else unknown.
+	t := &tiling{after: r.after, before: r.before, live: map[string]bool{}, maybe: map[string]bool{}, findings: r.findings}
+	count := map[string]int{}
+	for _, sol := range sols {
+		for _, n := range sol.nodes {
+			for _, k := range n.recs {
+				count[string(k)]++
+			}
+		}
+	}
+	for _, n := range sols[0].nodes {
+		for _, k := range n.recs {
+			if count[string(k)] == len(sols) {
+				t.live[string(k)] = true
+				t.recs = append(t.recs, k)
+			}
+		}
+	}
+	for k := range count {
+		if !t.live[k] {
+			t.maybe[k] = true
+		}
+	}
+	return t
+}
+
+// resolveTiling picks the live nodes among the candidates: drop the stale,
+// fold identical copies, settle each overlap by which copy is older, and
+// accept the result only when exactly m nodes remain and they hold every
+// record above the compaction found in the range (those are never
+// removed). Where an overlap cannot be settled by content alone, both
+// answers are tried; every distinct answer that fits is returned.
+func resolveTiling(nodes []*tileNode, m int, compact int64) []tileSolution {
+	var cur []*tileNode
+	seen := map[string]bool{}
+	sort.Slice(nodes, func(i, j int) bool { return nodes[i].pgid < nodes[j].pgid })
+	for _, n := range nodes {
+		if n.stale {
+			continue
+		}
+		sig := string(bytes.Join(n.recs, nil))
+		if seen[sig] {
+			continue
+		}
+		seen[sig] = true
+		cur = append(cur, n)
+	}
+	sort.Slice(cur, func(i, j int) bool { return bytes.Compare(cur[i].first(), cur[j].first()) < 0 })
+	var above [][]byte // records above the compaction: all must be live
+	for _, n := range nodes {
+		for _, k := range n.recs {
+			if rev, ok := pagewalk.ParseRevision(k); ok && rev.Main > compact {
+				above = append(above, k)
+			}
+		}
+	}
+	s := &tileSearch{m: m, compact: compact, above: above, budget: maxTilingStates}
+	s.search(cur)
+	if s.budget < 0 {
+		return nil
+	}
+	return s.solutions
+}
+
+// maxTilingStates bounds the answers tried for one damaged range.
+const maxTilingStates = 512
+
+type tileSearch struct {
+	m         int
+	compact   int64
+	above     [][]byte
+	budget    int
+	solutions []tileSolution
+}
+
+type tileSolution struct {
+	nodes []*tileNode
+	sig   string
+}
+
+// search drops one copy of the first overlap, each way it may go, until
+// none is left; cur is sorted by first key.
+func (s *tileSearch) search(cur []*tileNode) {
+	if s.budget--; s.budget < 0 || len(cur) < s.m {
+		if debugTiling {
+			fmt.Printf("  pruned: %d nodes, want %d\n", len(cur), s.m)
+		}
+		return
+	}
+	a, b := overlapping(cur)
+	if a < 0 {
+		s.accept(cur)
+		return
+	}
+	opts := s.older(cur, a, b)
+	if debugTiling {
+		fmt.Printf("  overlap %d [%x..%x] n=%d / %d [%x..%x] n=%d: drop options %v\n", cur[a].pgid, cur[a].first()[:9], cur[a].last()[:9], len(cur[a].recs), cur[b].pgid, cur[b].first()[:9], cur[b].last()[:9], len(cur[b].recs), opts)
+	}
+	for _, drop := range opts {
+		next := make([]*tileNode, 0, len(cur)-1)
+		next = append(next, cur[:drop]...)
+		next = append(next, cur[drop+1:]...)
+		s.search(next)
+	}
+}
+
+// accept records cur as an answer if it has m nodes and every record above
+// the compaction.
+func (s *tileSearch) accept(cur []*tileNode) {
+	if len(cur) != s.m {
+		if debugTiling {
+			fmt.Printf("  answer with %d nodes, want %d\n", len(cur), s.m)
+		}
+		return
+	}
+	for _, k := range s.above {
+		if !onAny(cur, k) {
+			if debugTiling {
+				fmt.Printf("  answer lacks %x above the compaction\n", k)
+			}
+			return
+		}
+	}
+	var sig []byte
+	for _, n := range cur {
+		sig = append(sig, bytes.Join(n.recs, nil)...)
+	}
+	for _, old := range s.solutions {
+		if old.sig == string(sig) {
+			return
+		}
+	}
+	s.solutions = append(s.solutions, tileSolution{nodes: cur, sig: string(sig)})
+}
+
+// onAny reports whether some node of cur (sorted, disjoint) holds k.
+func onAny(cur []*tileNode, k []byte) bool {
+	i := sort.Search(len(cur), func(i int) bool { return bytes.Compare(cur[i].last(), k) >= 0 })
+	return i < len(cur) && cur[i].has(k)
+}
+
+// older says which of two overlapping copies may be the one that is not
+// live, most likely first. Neither holds a record proven compacted, and
+// they agree where their spans overlap (a valid leaf lacking a record
+// inside its span proves it compacted), so one holds all the records of
+// the other and more. The extra records:
+//   - are nowhere else and lie above the smaller copy, one of them above
+//     the compaction: they were appended after the smaller copy was
+//     written (compaction never removes those): the smaller is older;
+//   - are nowhere else and some lie below the smaller copy: records are
+//     only appended at the top, so compaction removed them from the
+//     smaller, newer copy: the larger is older;
+//   - otherwise (on other candidates: a split or merge; or appended long
+//     ago versus removed by compaction) either may be: try both.
+func (s *tileSearch) older(cur []*tileNode, a, b int) []int {
+	small, big := a, b
+	if !subset(cur[small], cur[big]) {
+		small, big = b, a
+		if !subset(cur[small], cur[big]) {
+			// Each lacks something the other has. A record above the
+			// compaction is never removed: a copy whose span holds one
+			// it lacks was not live (a stale branch whose children were
+			// rewritten since).
+			la, lb := s.lacksAbove(cur[a], cur[b]), s.lacksAbove(cur[b], cur[a])
+			switch {
+			case la && !lb:
+				return []int{a}
+			case lb && !la:
+				return []int{b}
+			}
+			return nil
+		}
+	}
+	extra := minus(cur[big], cur[small])
+	after, elsewhere, anyAbove := true, true, false
+	for _, k := range extra {
+		after = after && bytes.Compare(k, cur[small].last()) > 0
+		if rev, ok := pagewalk.ParseRevision(k); ok && rev.Main > s.compact {
+			anyAbove = true
+		}
+		if elsewhere {
+			found := false
+			for i, n := range cur {
+				if i != small && i != big && n.has(k) {
+					found = true
+					break
+				}
+			}
+			elsewhere = found
+		}
+	}
+	switch {
+	case !elsewhere && after && anyAbove:
+		return []int{small}
+	case !elsewhere && !after:
+		return []int{big}
+	}
+	return []int{big, small}
+}
+
+// subset reports whether every record of a is in b.
+func subset(a, b *tileNode) bool {
+	i := 0
+	for _, k := range a.recs {
+		for i < len(b.recs) && bytes.Compare(b.recs[i], k) < 0 {
+			i++
+		}
+		if i == len(b.recs) || !bytes.Equal(b.recs[i], k) {
+			return false
+		}
+	}
+	return true
+}
+
+// minus returns the records of b that a lacks (a is a subset of b).
+func minus(b, a *tileNode) [][]byte {
+	var out [][]byte
+	for _, k := range b.recs {
+		if !a.has(k) {
+			out = append(out, k)
+		}
+	}
+	return out
+}
+
+var debugTiling = os.Getenv("BOLTFIX_DEBUG_TILING") != ""
+
+// overlapping returns two nodes whose key spans intersect, or -1. cur is
+// sorted by first key, so a node overlaps an earlier one iff it starts at
+// or before the largest last key so far.
+func overlapping(cur []*tileNode) (int, int) {
+	maxAt := 0
+	for i := 1; i < len(cur); i++ {
+		if bytes.Compare(cur[i].first(), cur[maxAt].last()) <= 0 {
+			return maxAt, i
+		}
+		if bytes.Compare(cur[i].last(), cur[maxAt].last()) > 0 {
+			maxAt = i
+		}
+	}
+	return -1, -1
+}
+
+// lacksAbove reports whether x's span holds a record of y above the
+// compaction that x lacks.
+func (s *tileSearch) lacksAbove(x, y *tileNode) bool {
+	for _, k := range y.recs {
+		if bytes.Compare(k, x.first()) <= 0 || bytes.Compare(k, x.last()) >= 0 {
+			continue
+		}
+		if rev, ok := pagewalk.ParseRevision(k); ok && rev.Main > s.compact && !x.has(k) {
+			return true
+		}
+	}
+	return false
+}

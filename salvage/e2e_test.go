@@ -153,6 +153,18 @@ func judgeOpts(t *testing.T, truth *fixtures.Truth, rep *Report, s salvaged, wan
 	if !valueFlips {
 		checkTight(t, truth, rep.LostRevisions, s.records, append(append(append(append([]string(nil), d.Stale...), d.Missing...), d.Resurrected...), d.Wrong...))
 	}
+	// A missing key whose records were seen and left out is named.
+	leftOut := map[string]bool{}
+	for _, l := range rep.LeftOut {
+		leftOut[l.Key] = true
+	}
+	if len(rep.LeftOut) == rep.LeftOutCount {
+		for _, u := range rep.Uncertain {
+			if _, live := s.latest[u.Key]; !live && !u.Kept && !leftOut[u.Key] && !hasRecordOf(s, u.Key) {
+				t.Errorf("key %q was seen (record %s left out) but is not named in left_out", u.Key, u.Revision)
+			}
+		}
+	}
 	if len(d.Extra) > 0 && !valueFlips {
 		t.Errorf("keys that never existed: %v", d.Extra)
 	}
@@ -162,49 +174,33 @@ func judgeOpts(t *testing.T, truth *fixtures.Truth, rep *Report, s salvaged, wan
 	t.Logf("diff: %s; lost %v; records %+v", d, rep.LostRevisions, rep.Records)
 }
 
-// checkTight fails t when the lost ranges overstate the loss. What is
-// really lost: the main revisions holding a record that compaction kept
-// (every record above it; at or below it, each key's newest) and that the
-// output lacks, and the revisions of the keys that came out wrong. The
-// main revisions that held a record the db kept and lie inside the
-// reported ranges may be at most twice that, plus a small constant.
+// checkTight fails t when the lost ranges overstate the loss
+// (fixtures.LossTightness): at most twice what is really lost, plus a
+// small constant.
 func checkTight(t *testing.T, truth *fixtures.Truth, lost [][2]int64, have map[pagewalk.Revision][]byte, wrongKeys []string) {
 	t.Helper()
 	haveMain := map[int64]int{}
 	for rev := range have {
 		haveMain[rev.Main]++
 	}
-	really := map[int64]bool{}
-	kept := fixtures.KeptRecords(truth)
-	for main, n := range kept {
-		if haveMain[main] < n {
-			really[main] = true
-		}
+	covered, really := fixtures.LossTightness(truth, lost, haveMain, wrongKeys)
+	if covered > 2*really+tightSlack {
+		t.Errorf("loss report not tight: %d revisions inside the %d reported ranges, %d really lost (allowed: 2x + %d)", covered, len(lost), really, tightSlack)
 	}
-	for _, k := range wrongKeys {
-		if kv, ok := truth.Final[k]; ok {
-			really[kv.ModRevision] = true
-		} else if r, ok := truth.Deleted[k]; ok {
-			really[r] = true
-		}
-	}
-	covered := 0
-	for main := range kept {
-		for _, r := range lost {
-			if main >= r[0] && (r[1] == 0 || main <= r[1]) {
-				covered++
-				break
-			}
-		}
-	}
-	if covered > 2*len(really)+tightSlack {
-		t.Errorf("loss report not tight: %d revisions inside the %d reported ranges, %d really lost (allowed: 2x + %d)", covered, len(lost), len(really), tightSlack)
-	}
-	t.Logf("tightness: %d revisions inside reported ranges, %d really lost", covered, len(really))
+	t.Logf("tightness: %d revisions inside reported ranges, %d really lost", covered, really)
 }
 
 // tightSlack is the constant of checkTight.
 const tightSlack = 20
+
+func hasRecordOf(s salvaged, key string) bool {
+	for _, k := range s.records {
+		if string(k) == key {
+			return true
+		}
+	}
+	return false
+}
 
 // recordsOnUndamagedLeaves lists the key-bucket records on leaves of the
 // healthy db that the damage did not touch: all must come back.

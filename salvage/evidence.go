@@ -201,6 +201,7 @@ func judgeHeld(res *pagewalk.Result, cr *carveResult, ks *keySpace, held []carve
 		rep.Records.Carved++
 		bc.Carved++
 		rep.Records.Written++
+		ks.wrote(c.etcdKey, c.rev)
 		if err := w.put(keyPath, c.revKey, c.value, 1.0); err != nil {
 			return err
 		}

@@ -28,29 +28,54 @@ func judgeKeys(ks *keySpace, rep *Report, opts Options) {
 				ledger[res] = l
 			}
 		}
-		if s.uncertain && s.latestCarved && s.latest.Main < ks.compact {
-			if l != nil {
-				l.Uncertain++
+		if !s.written {
+			// Seen on disk, nothing written: a key the output lacks
+			// because its records were left out (no evidence either way),
+			// or were all proven compacted (a deleted key).
+			if s.uncertain {
+				rep.LeftOutCount++
+				if l != nil {
+					l.LeftOut++
+				}
+				if len(rep.LeftOut) < opts.MaxListed {
+					rep.LeftOut = append(rep.LeftOut, LeftOutKey{Key: k, Revision: s.latest.Main,
+						Reason: "its only records on disk were left out: no evidence whether compaction kept them (see uncertain; --aggressive keeps them)"})
+				}
+			} else if l != nil {
+				l.Deleted++
 			}
 			continue
 		}
+		latest := s.wLatest
 		if l != nil {
-			if s.latest.Tombstone {
+			if latest.Tombstone {
 				l.Deleted++
 			} else {
 				l.Live++
 			}
 		}
-		for _, r := range rep.LostRevisions {
-			if r[1] != 0 && r[1] <= s.latest.Main {
-				continue
-			}
+		if s.uncertain && revLess(latest, s.latest) {
+			// A newer record of the key was left out: what was written
+			// may be stale.
 			rep.PossiblyStaleCount++
-			if l != nil && !s.latest.Tombstone {
+			if l != nil && !latest.Tombstone {
 				l.PossiblyStale++
 			}
 			if len(rep.PossiblyStale) < opts.MaxListed {
-				sk := StaleKey{Key: k, Revision: s.latest.Main, Deleted: s.latest.Tombstone, LostFrom: r[0], LostTo: r[1]}
+				rep.PossiblyStale = append(rep.PossiblyStale, StaleKey{Key: k, Revision: latest.Main, Deleted: latest.Tombstone, LostFrom: s.latest.Main, LostTo: s.latest.Main})
+			}
+			continue
+		}
+		for _, r := range rep.LostRevisions {
+			if r[1] != 0 && r[1] <= latest.Main {
+				continue
+			}
+			rep.PossiblyStaleCount++
+			if l != nil && !latest.Tombstone {
+				l.PossiblyStale++
+			}
+			if len(rep.PossiblyStale) < opts.MaxListed {
+				sk := StaleKey{Key: k, Revision: latest.Main, Deleted: latest.Tombstone, LostFrom: r[0], LostTo: r[1]}
 				if l != nil && l.Regenerated {
 					sk.Recoverable = l.Note
 				}
@@ -61,7 +86,7 @@ func judgeKeys(ks *keySpace, rep *Report, opts Options) {
 	}
 	for _, l := range ledger {
 		l.Recovered = l.Live - l.PossiblyStale
-		l.Lost = l.Uncertain
+		l.Lost = l.LeftOut
 		rep.Ledger = append(rep.Ledger, *l)
 	}
 	sort.Slice(rep.Ledger, func(i, j int) bool { return rep.Ledger[i].Resource < rep.Ledger[j].Resource })

@@ -43,6 +43,11 @@ type Report struct {
 	// Uncertain are carved records that may be compaction garbage: left out
 	// (conservative) or kept and flagged (--aggressive).
 	Uncertain []UncertainRecord `json:"uncertain"`
+	// LeftOut names the keys seen on disk of which nothing was written
+	// (every record left out for want of evidence); LeftOutCount counts
+	// them all.
+	LeftOut      []LeftOutKey `json:"left_out"`
+	LeftOutCount int          `json:"left_out_count"`
 	// Evidence counts, per kind of proof, the carved records below the
 	// compaction point that salvage decided.
 	Evidence  EvidenceCounts   `json:"evidence"`
@@ -117,13 +122,20 @@ type ResourceLedger struct {
 	Recovered     int    `json:"recovered"`      // of Live: newest record after every lost range (current)
 	PossiblyStale int    `json:"possibly_stale"` // of Live: newest record predates a lost range
 	Deleted       int    `json:"deleted"`        // keys whose newest record is a tombstone
-	Uncertain     int    `json:"uncertain"`      // keys known only from left-out records
+	LeftOut       int    `json:"left_out"`       // keys seen on disk whose records were all left out: etcd will not serve them
 	// Lost counts keys salvage knows existed but cannot give back (known
 	// only from left-out records). Keys whose every record was on a lost
 	// page are unknowable: the lost revision ranges stand for them.
 	Lost        int    `json:"lost"`
 	Regenerated bool   `json:"regenerated"` // controllers recreate these objects
 	Note        string `json:"note"`
+}
+
+// LeftOutKey is a key seen on disk that the output does not hold.
+type LeftOutKey struct {
+	Key      string `json:"key"`
+	Revision int64  `json:"revision"` // main revision of its newest record seen
+	Reason   string `json:"reason"`
 }
 
 // EvidenceCounts counts the carved records below the compaction point by the
@@ -138,7 +150,6 @@ type EvidenceCounts struct {
 	// Live: proven kept by compaction.
 	NewerAboveCompaction int `json:"newer_record_above_compaction"` // its key has a record above the compaction: it is the one kept below
 	LiveTiling           int `json:"on_live_leaf"`                  // it lies on a leaf proven live (the tiling of the damaged range)
-	ScheduledCompaction  int `json:"scheduled_compaction"`          // decided against a scheduled compaction etcd finishes at start
 	// Unknown: no evidence either way (left out, or kept with --aggressive).
 	NoEvidence int `json:"no_evidence"`
 }

@@ -59,7 +59,7 @@ func FromScan(res *pagewalk.Result, in, out string, opts Options) (*Report, erro
 		Schema: ReportSchema, Input: in, Output: out, Aggressive: opts.Aggressive,
 		Source: res.Report.ChosenReason, Findings: len(res.Report.Findings), ScanClean: res.Report.Clean,
 		LostRevisions: [][2]int64{}, LostReasons: []string{}, PossiblyStale: []StaleKey{},
-		Uncertain: []UncertainRecord{}, Conflicts: []Conflict{}, Ledger: []ResourceLedger{}, Notes: []string{}, Next: []string{},
+		Uncertain: []UncertainRecord{}, LeftOut: []LeftOutKey{}, Conflicts: []Conflict{}, Ledger: []ResourceLedger{}, Notes: []string{}, Next: []string{},
 	}
 	etcd := res.Report.Etcd
 	rep.ConsistentIndex, rep.Term = etcd.ConsistentIndex, etcd.Term
@@ -124,6 +124,10 @@ func anyDamagedBucket(rep *Report) bool {
 // compactRevision is the finished compaction the carving rules use.
 func compactRevision(res *pagewalk.Result, e *pagewalk.EtcdSummary) (int64, string) {
 	switch {
+	case e.ScheduledCompact != nil && (e.FinishedCompact == nil || *e.ScheduledCompact > *e.FinishedCompact):
+		// An interrupted compaction: etcd finishes it when it starts, so
+		// what it would remove is judged against it (docs/recovery.md).
+		return *e.ScheduledCompact, "meta/scheduledCompactRev (a compaction etcd finishes when it starts)"
 	case e.FinishedCompact != nil:
 		return *e.FinishedCompact, "meta/finishedCompactRev"
 	case res.Bucket("meta") != nil:
@@ -202,6 +206,8 @@ func pathStrings(p [][]byte) []string {
 type keyState struct {
 	latest       pagewalk.Revision // newest record, any source
 	latestCarved bool
+	written      bool              // some record of the key is in the output
+	wLatest      pagewalk.Revision // the newest of those
 	maxLE        pagewalk.Revision // newest record at or below the compaction
 	hasLE        bool
 	hasAbove     bool // a record above the compaction exists
@@ -269,6 +275,14 @@ func (ks *keySpace) closes(prev, next pagewalk.Revision) {
 	}
 }
 
+// wrote notes that a record of etcdKey at rev is in the output.
+func (ks *keySpace) wrote(etcdKey []byte, rev pagewalk.Revision) {
+	s := ks.keys[string(etcdKey)]
+	if !s.written || revLess(s.wLatest, rev) {
+		s.wLatest, s.written = rev, true
+	}
+}
+
 func (ks *keySpace) observe(etcdKey []byte, rev pagewalk.Revision, carved bool) {
 	s := ks.keys[string(etcdKey)]
 	if s == nil {
@@ -277,6 +291,9 @@ func (ks *keySpace) observe(etcdKey []byte, rev pagewalk.Revision, carved bool) 
 	}
 	if s.latest.Main == 0 || revLess(s.latest, rev) {
 		s.latest, s.latestCarved = rev, carved
+	}
+	if !carved {
+		ks.wrote(etcdKey, rev)
 	}
 	if rev.Main <= ks.compact {
 		if !s.hasLE || revLess(s.maxLE, rev) {
@@ -344,6 +361,7 @@ func mergeKeyBucket(res *pagewalk.Result, cr *carveResult, w *dbWriter, rep *Rep
 		reachedBC.Carved++
 		rep.Records.Written++
 		ks.sub(c.rev)
+		ks.wrote(c.etcdKey, c.rev)
 		return w.put(keyPath, c.revKey, c.value, 1.0)
 	}
 	var prevRev *pagewalk.Revision

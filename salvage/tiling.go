@@ -2,8 +2,6 @@ package salvage
 
 import (
 	"bytes"
-	"fmt"
-	"os"
 	"sort"
 
 	"github.com/boltfix/boltfix/pagewalk"
@@ -238,9 +236,6 @@ func tileRun(r damagedRun, cr *carveResult, branches map[uint64][]pagewalk.Branc
 		for _, k := range lp.revs {
 			if dead[string(k)] {
 				n.stale = true
-				if debugTiling {
-					fmt.Printf("  leaf %d stale: %x dead\n", lp.pgid, k[:9])
-				}
 				break
 			}
 		}
@@ -260,12 +255,9 @@ func tileRun(r damagedRun, cr *carveResult, branches map[uint64][]pagewalk.Branc
 				}
 				if (j > 0 && bytes.Compare(c.first(), e.Key) < 0) || (j+1 < len(elems) && bytes.Compare(c.last(), elems[j+1].Key) >= 0) {
 					n.stale = true
-					if debugTiling {
-						fmt.Printf("  branch %d child %d bounds: [%x..%x] sep %x\n", pgid, e.Child, c.first()[:9], c.last()[:9], e.Key[:9])
-					}
 				}
-				if debugTiling && c.stale {
-					fmt.Printf("  branch %d child %d stale\n", pgid, e.Child)
+				if len(n.recs) > 0 && bytes.Compare(c.first(), n.last()) <= 0 {
+					n.stale = true // children out of order: not a page bbolt wrote
 				}
 				n.stale = n.stale || c.stale
 				n.recs = append(n.recs, c.recs...)
@@ -285,15 +277,6 @@ func tileRun(r damagedRun, cr *carveResult, branches map[uint64][]pagewalk.Branc
 		return nil
 	}
 	sols := resolveTiling(nodes, r.m, compact)
-	if debugTiling {
-		st := 0
-		for _, n := range nodes {
-			if n.stale {
-				st++
-			}
-		}
-		fmt.Printf("tiling: range %x..%x m=%d level=%d candidates=%d stale=%d answers=%d\n", r.after, r.before, r.m, r.level, len(nodes), st, len(sols))
-	}
 	if len(sols) == 0 {
 		return nil
 	}
@@ -381,9 +364,6 @@ type tileSolution struct {
 // none is left; cur is sorted by first key.
 func (s *tileSearch) search(cur []*tileNode) {
 	if s.budget--; s.budget < 0 || len(cur) < s.m {
-		if debugTiling {
-			fmt.Printf("  pruned: %d nodes, want %d\n", len(cur), s.m)
-		}
 		return
 	}
 	a, b := overlapping(cur)
@@ -392,9 +372,6 @@ func (s *tileSearch) search(cur []*tileNode) {
 		return
 	}
 	opts := s.older(cur, a, b)
-	if debugTiling {
-		fmt.Printf("  overlap %d [%x..%x] n=%d / %d [%x..%x] n=%d: drop options %v\n", cur[a].pgid, cur[a].first()[:9], cur[a].last()[:9], len(cur[a].recs), cur[b].pgid, cur[b].first()[:9], cur[b].last()[:9], len(cur[b].recs), opts)
-	}
 	for _, drop := range opts {
 		next := make([]*tileNode, 0, len(cur)-1)
 		next = append(next, cur[:drop]...)
@@ -407,16 +384,10 @@ func (s *tileSearch) search(cur []*tileNode) {
 // the compaction.
 func (s *tileSearch) accept(cur []*tileNode) {
 	if len(cur) != s.m {
-		if debugTiling {
-			fmt.Printf("  answer with %d nodes, want %d\n", len(cur), s.m)
-		}
 		return
 	}
 	for _, k := range s.above {
 		if !onAny(cur, k) {
-			if debugTiling {
-				fmt.Printf("  answer lacks %x above the compaction\n", k)
-			}
 			return
 		}
 	}
@@ -521,8 +492,6 @@ func minus(b, a *tileNode) [][]byte {
 	}
 	return out
 }
-
-var debugTiling = os.Getenv("BOLTFIX_DEBUG_TILING") != ""
 
 // overlapping returns two nodes whose key spans intersect, or -1. cur is
 // sorted by first key, so a node overlaps an earlier one iff it starts at

@@ -131,6 +131,14 @@ func printSalvage(w io.Writer, r *salvage.Report) {
 		{"consistent_index / term", optU(r.ConsistentIndex) + " / " + optU(r.Term)},
 	})
 
+	if e := r.Evidence; e != (salvage.EvidenceCounts{}) {
+		fmt.Fprintf(w, "evidence below the compaction: %d proven compacted (newer record %d, tombstone %d, spanning leaf %d, lease gone %d, live tiling %d), %d proven live (live tiling %d, newer record above %d), %d without evidence\n",
+			e.SupersededNewer+e.Tombstone+e.SpannedLacking+e.LeaseGone+e.NotInLiveTiling, e.SupersededNewer, e.Tombstone, e.SpannedLacking, e.LeaseGone, e.NotInLiveTiling,
+			e.LiveTiling+e.NewerAboveCompaction, e.LiveTiling, e.NewerAboveCompaction, e.NoEvidence)
+	}
+	if r.LeftOutCount > 0 {
+		fmt.Fprintf(w, "%d keys seen on disk were not written (no evidence whether compaction kept them): see --json left_out\n", r.LeftOutCount)
+	}
 	lostTable(w, r.LostRevisions, r.LostReasons, "end")
 	if len(r.LostRevisions) > 0 {
 		fmt.Fprintf(w, "%d keys have their newest surviving record before a lost range (possibly stale or deleted): see --json possibly_stale\n", r.PossiblyStaleCount)

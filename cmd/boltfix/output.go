@@ -7,6 +7,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/boltfix/boltfix/salvage"
 	"github.com/olekukonko/tablewriter"
@@ -52,9 +53,50 @@ func section(w io.Writer, title string) {
 	fmt.Fprintf(w, "\n%s\n", strings.ToUpper(title))
 }
 
-// progress is a pagewalk/salvage Counter drawing a bar on stderr when it is
-// a terminal, and nothing otherwise.
-type progress struct{ bar *progressbar.ProgressBar }
+// progress is the Counter (and salvage.Phaser) the commands hand to the
+// library: one bar per phase on stderr, with the phase's name, a count and
+// an ETA, when stderr is a terminal; nothing otherwise (CI, pipes, --json
+// into jq). A phase that counts nothing shows a spinner with its name and
+// the time spent.
+type progress struct {
+	w   io.Writer
+	tty bool
+	bar *progressbar.ProgressBar
+}
+
+func newProgress(stderr io.Writer) *progress {
+	f, ok := stderr.(*os.File)
+	return &progress{w: stderr, tty: ok && term.IsTerminal(int(f.Fd()))}
+}
+
+// Phase ends the current bar and starts one for phase name of total units
+// (-1: unknown).
+func (p *progress) Phase(name string, total int64) {
+	if p == nil || !p.tty {
+		return
+	}
+	p.finish()
+	if total == 0 {
+		return
+	}
+	opts := []progressbar.Option{
+		progressbar.OptionSetWriter(p.w),
+		progressbar.OptionSetDescription(name),
+		progressbar.OptionSetWidth(30),
+		progressbar.OptionThrottle(100 * time.Millisecond),
+		progressbar.OptionSetPredictTime(true),
+		progressbar.OptionSetElapsedTime(true),
+		progressbar.OptionClearOnFinish(),
+	}
+	if total > 0 {
+		opts = append(opts, progressbar.OptionShowCount())
+	} else {
+		total = -1
+		opts = append(opts, progressbar.OptionSpinnerType(14))
+	}
+	p.bar = progressbar.NewOptions64(total, opts...)
+	_ = p.bar.RenderBlank()
+}
 
 func (p *progress) Add(n int64) {
 	if p != nil && p.bar != nil {
@@ -62,28 +104,23 @@ func (p *progress) Add(n int64) {
 	}
 }
 
+// Done clears the bar before the report is printed.
 func (p *progress) Done() {
-	if p != nil && p.bar != nil {
-		_ = p.bar.Finish()
-		_ = p.bar.Clear()
+	if p != nil {
+		p.finish()
 	}
 }
 
-// newProgress returns a bar of max units on stderr, or a silent counter
-// when stderr is not a terminal (CI, pipes, --json into jq).
-func newProgress(stderr io.Writer, max int64, what string) *progress {
-	f, ok := stderr.(*os.File)
-	if !ok || !term.IsTerminal(int(f.Fd())) || max <= 0 {
-		return &progress{}
+func (p *progress) finish() {
+	if p.bar != nil {
+		_ = p.bar.Finish()
+		_ = p.bar.Clear()
+		p.bar = nil
 	}
-	return &progress{bar: progressbar.NewOptions64(max,
-		progressbar.OptionSetWriter(stderr),
-		progressbar.OptionSetDescription(what),
-		progressbar.OptionShowCount(),
-		progressbar.OptionThrottle(100_000_000),
-		progressbar.OptionClearOnFinish(),
-	)}
 }
+
+// The library tells the bar about phases through this interface.
+var _ salvage.Phaser = (*progress)(nil)
 
 // lostTable prints lost revision ranges; to 0 is shown as openEnd.
 func lostTable(w io.Writer, ranges [][2]int64, reasons []string, openEnd string) {

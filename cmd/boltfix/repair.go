@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -79,16 +80,19 @@ func repairFunc(cmd *cobra.Command, dataDir string, o repairOptions) error {
 	if st, err := os.Stat(dataDir); err != nil || !st.IsDir() {
 		return cantRun(fmt.Errorf("%s is not a data dir", dataDir))
 	}
+	ctx := cmd.Context()
 	opts := repair.Options{Out: o.out, Force: o.force, Aggressive: o.aggressive, Name: o.name, WALDir: o.walDir,
 		InitialCluster: o.initialCluster, InitialAdvertisePeerURLs: o.peerURLs, InitialClusterToken: o.token,
-		SkipStartCheck: o.noStart, StartCheck: childStartCheck}
+		SkipStartCheck: o.noStart, Context: ctx,
+		StartCheck: func(dir string) (int, int64, error) { return childStartCheck(ctx, dir) }}
 	if cmd.Flags().Changed("bump-revision") {
 		opts.BumpRevision = &o.bump
 	}
 	if cmd.Flags().Changed("mark-compacted") {
 		opts.MarkCompacted = &o.markCompacted
 	}
-	bar := newProgress(stderr, 0, "repairing")
+	bar := newProgress(stderr)
+	defer bar.Done()
 	opts.Progress = bar
 	rep, err := repair.Run(dataDir, opts)
 	bar.Done()
@@ -109,13 +113,15 @@ func repairFunc(cmd *cobra.Command, dataDir string, o repairOptions) error {
 }
 
 // childStartCheck runs the etcd start check in a child boltfix process: an
-// etcd that panics in one of its goroutines takes only the child down.
-func childStartCheck(dir string) (int, int64, error) {
+// etcd that panics in one of its goroutines takes only the child down. An
+// interrupt kills the child (its etcd runs on a copy inside repair's temp
+// dir, which repair then removes).
+func childStartCheck(ctx context.Context, dir string) (int, int64, error) {
 	exe, err := os.Executable()
 	if err != nil {
 		return repair.StartCheck(dir)
 	}
-	out, err := exec.Command(exe, "internal-start-check", dir).Output()
+	out, err := exec.CommandContext(ctx, exe, "internal-start-check", dir).Output()
 	if err != nil {
 		msg := err.Error()
 		if ee, ok := err.(*exec.ExitError); ok {

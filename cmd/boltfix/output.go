@@ -10,8 +10,6 @@ import (
 	"time"
 
 	"github.com/boltfix/boltfix/salvage"
-	"github.com/olekukonko/tablewriter"
-	"github.com/olekukonko/tablewriter/tw"
 	"github.com/schollz/progressbar/v3"
 	"golang.org/x/term"
 )
@@ -24,29 +22,14 @@ func writeJSON(w io.Writer, v any) error {
 	return enc.Encode(v)
 }
 
-// table renders rows under headers with tablewriter v1.
-func table(w io.Writer, headers []string, rows [][]string) {
-	t := tablewriter.NewTable(w,
-		tablewriter.WithHeaderAutoFormat(tw.Off),
-		tablewriter.WithRowAutoWrap(tw.WrapNone),
-	)
-	h := make([]any, len(headers))
-	for i, s := range headers {
-		h[i] = s
-	}
-	t.Header(h...)
-	for _, r := range rows {
-		_ = t.Append(r)
-	}
-	_ = t.Render()
-}
-
-// clip shortens s for a table cell.
+// clip shortens s to n runes for a table cell whose full text is
+// elsewhere (--json).
 func clip(s string, n int) string {
-	if len(s) <= n {
+	r := []rune(s)
+	if len(r) <= n {
 		return s
 	}
-	return s[:n-1] + "…"
+	return string(r[:n-1]) + "…"
 }
 
 func section(w io.Writer, title string) {
@@ -135,7 +118,7 @@ func lostTable(w io.Writer, ranges [][2]int64, reasons []string, openEnd string)
 		if lr[1] != 0 {
 			to = strconv.FormatInt(lr[1], 10)
 		}
-		rows = append(rows, []string{strconv.FormatInt(lr[0], 10), to, clip(reasons[i], 100)})
+		rows = append(rows, []string{strconv.FormatInt(lr[0], 10), to, reasons[i]})
 	}
 	table(w, []string{"FROM", "TO", "WHY"}, rows)
 }

@@ -192,7 +192,7 @@ func printRepair(w io.Writer, r *repair.Report) {
 	table(w, []string{"REACHED", "CARVED", "REPLAYED", "REGENERATED (cross-checked)", "IN NEW DB"}, [][]string{{
 		strconv.Itoa(c.Reached), strconv.Itoa(c.Carved), strconv.Itoa(c.Replayed), strconv.Itoa(c.Regenerated), strconv.Itoa(c.Final)}})
 	if len(r.Disagreements) > 0 {
-		fmt.Fprintf(w, "%d revisions differ between the db and the WAL (the WAL's version was kept): %s\n", len(r.Disagreements), strings.Join(r.Disagreements[:min(10, len(r.Disagreements))], ", "))
+		prose(w, "", fmt.Sprintf("%d revisions differ between the db and the WAL (the WAL's version was kept): %s", len(r.Disagreements), strings.Join(r.Disagreements[:min(10, len(r.Disagreements))], ", ")))
 	}
 
 	lostTable(w, r.LostRevisions, r.LostReasons, "unknown")
@@ -215,7 +215,13 @@ func printRepair(w io.Writer, r *repair.Report) {
 		{"revision bump", fmt.Sprintf("%d, mark compacted %v", r.RevisionBump, r.MarkCompacted)},
 	})
 	if r.BumpReason != "" {
-		fmt.Fprintln(w, r.BumpReason)
+		prose(w, "", r.BumpReason)
+	}
+	if len(r.Notes) > 0 {
+		section(w, "notes")
+		for _, n := range r.Notes {
+			prose(w, "  - ", n)
+		}
 	}
 	section(w, "result")
 	if r.Complete {
@@ -225,7 +231,7 @@ func printRepair(w io.Writer, r *repair.Report) {
 	}
 	section(w, "next steps")
 	for i, n := range r.Next {
-		fmt.Fprintf(w, "  %d. %s\n", i+1, n)
+		prose(w, fmt.Sprintf("  %d. ", i+1), n)
 	}
 }
 

@@ -105,7 +105,7 @@ func salvageFunc(ctx context.Context, stdout, stderr io.Writer, arg string, o sa
 
 func printSalvage(w io.Writer, r *salvage.Report) {
 	fmt.Fprintf(w, "boltfix salvage %s -> %s\n", r.Input, r.Output)
-	fmt.Fprintf(w, "scan: %d findings; tree: %s\n", r.Findings, r.Source)
+	prose(w, "", fmt.Sprintf("scan: %d findings; tree: %s", r.Findings, r.Source))
 
 	section(w, "buckets")
 	var rows [][]string
@@ -136,7 +136,7 @@ func printSalvage(w io.Writer, r *salvage.Report) {
 
 	lostTable(w, r.LostRevisions, r.LostReasons, "end")
 	if len(r.LostRevisions) > 0 {
-		fmt.Fprintf(w, "%d keys have their newest surviving record before a lost range (possibly stale or deleted): see --json possibly_stale\n", r.PossiblyStaleCount)
+		prose(w, "", fmt.Sprintf("%d keys have their newest surviving record before a lost range (possibly stale or deleted): see --json possibly_stale", r.PossiblyStaleCount))
 	}
 	if len(r.Conflicts) > 0 {
 		fmt.Fprintf(w, "%d revisions had differing copies; see --json conflicts\n", len(r.Conflicts))
@@ -152,6 +152,6 @@ func printSalvage(w io.Writer, r *salvage.Report) {
 	}
 	section(w, "next")
 	for _, n := range r.Next {
-		fmt.Fprintln(w, "  "+n)
+		prose(w, "  ", n)
 	}
 }

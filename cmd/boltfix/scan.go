@@ -122,7 +122,7 @@ func printScan(w io.Writer, r *pagewalk.Report) {
 			strconv.FormatUint(m.Meta.Root, 10), fl, strconv.FormatUint(m.Meta.Pgid, 10), clip(status, 90)})
 	}
 	table(w, []string{"META", "TXID", "ROOT", "FREELIST", "HWM", "STATUS"}, rows)
-	fmt.Fprintf(w, "Chosen: %s\n", r.ChosenReason)
+	prose(w, "Chosen: ", r.ChosenReason)
 
 	section(w, "pages")
 	c := r.Census

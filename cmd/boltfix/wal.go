@@ -158,8 +158,8 @@ func printWALReport(w io.Writer, r *wal.Report) {
 		fmt.Fprintln(w, "  no readable metadata record")
 	}
 	if hs := r.HardState; hs != nil {
-		fmt.Fprintf(w, "  hard state   term %d  vote %x  commit %d  (last of %d, %s @ 0x%x)%s\n",
-			hs.Term, hs.Vote, hs.Commit, r.HardStates, hs.Segment, hs.Offset, flagNote(hs.Flag))
+		fmt.Fprintf(w, "  hard state   term %d  vote %x  commit %d%s\n               (the last of %d, %s @ 0x%x)\n",
+			hs.Term, hs.Vote, hs.Commit, flagNote(hs.Flag), r.HardStates, hs.Segment, hs.Offset)
 	} else {
 		fmt.Fprintln(w, "  no readable HardState: nothing can be treated as committed")
 	}

@@ -95,8 +95,8 @@ func TestReportsFitWidth(t *testing.T) {
 		"anchored at WAL index 5000, which produced revision 4000 below the damage: replayed from there and reproduced all " +
 		"321 salvaged records above it byte for byte (averyveryveryveryveryveryveryveryveryveryverylongunbreakablewordthatmustbecut)"
 	rep := &repair.Report{Input: "/var/lib/etcd", Output: "/var/lib/etcd.repaired", Version: "3.6 or newer",
-		DB:  &repair.DBPart{Present: true, Strategy: long},
-		WAL: &repair.WALPart{Present: true, Clean: true, FirstIndex: 1, LastIndex: 9000, Commit: 9000},
+		DB:            &repair.DBPart{Present: true, Strategy: long},
+		WAL:           &repair.WALPart{Present: true, Clean: true, FirstIndex: 1, LastIndex: 9000, Commit: 9000},
 		LostRevisions: [][2]int64{{100, 0}}, LostReasons: []string{long},
 		Member: &wal.MemberResult{Name: "default", PeerURLs: []string{"http://localhost:2380"}, From: "members-bucket"}, Notes: []string{long}, Next: []string{long}, BumpReason: long}
 	var b bytes.Buffer

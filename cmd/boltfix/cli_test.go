@@ -138,6 +138,9 @@ func TestSalvageCLI(t *testing.T) {
 	if code, _, _ := runCLI("salvage", db, "--out", db, "--force"); code != ExitCantRun {
 		t.Fatal("output == input accepted")
 	}
+	if code, _, errOut := runCLI("salvage", db, "--out", filepath.Join(t.TempDir(), "no", "such", "dir", "new.db")); code != ExitCantRun || !strings.Contains(errOut, "output dir") {
+		t.Fatalf("output in a missing dir: exit %d %s", code, errOut)
+	}
 	if hashTree(t, dir) != before {
 		t.Fatal("salvage changed its input")
 	}

@@ -29,7 +29,7 @@ type Options struct {
 	// uncertain); counts stay exact. 0 means 10000.
 	MaxListed int
 	// Context, if set, stops the salvage when it is cancelled: checked
-	// between phases, per carved page and per written transaction. The
+	// between phases, every 1024 carved pages and per written transaction. The
 	// temp output is removed and nothing is published.
 	Context context.Context
 }

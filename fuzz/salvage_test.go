@@ -42,22 +42,27 @@ func FuzzSalvage(f *testing.F) {
 			}
 			t.Fatalf("salvage: %v", err)
 		}
-		if !rep.Verified {
-			t.Fatal("salvage wrote an unverified db")
-		}
-		db, err := bolt.Open(out, 0o400, &bolt.Options{ReadOnly: true})
-		if err != nil {
-			t.Fatalf("output does not open in bbolt: %v", err)
-		}
-		defer db.Close()
-		err = db.View(func(tx *bolt.Tx) error {
-			for err := range tx.Check() {
-				return err
-			}
-			return nil
-		})
-		if err != nil {
-			t.Fatalf("output fails bbolt's check: %v", err)
-		}
+		checkSalvageOutput(t, out, rep)
 	})
+}
+
+// checkSalvageOutput opens the published output with bbolt and runs its
+// check: the file itself, since rep.Verified is true in every report
+// salvage.Run returns.
+func checkSalvageOutput(t *testing.T, out string, rep *salvage.Report) {
+	t.Helper()
+	db, err := bolt.Open(out, 0o400, &bolt.Options{ReadOnly: true})
+	if err != nil {
+		t.Fatalf("output does not open in bbolt: %v", err)
+	}
+	defer db.Close()
+	err = db.View(func(tx *bolt.Tx) error {
+		for err := range tx.Check() {
+			return err
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("output fails bbolt's check: %v (complete %v)", err, rep.Complete)
+	}
 }

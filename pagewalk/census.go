@@ -2,6 +2,7 @@ package pagewalk
 
 import (
 	"bytes"
+	"context"
 	"io"
 )
 
@@ -106,6 +107,7 @@ type census struct {
 	nodeBytes int64
 	problems  map[uint64][]localProblem
 	deep      bool
+	ctx       context.Context // nil: never cancelled
 	// keyValueOK decodes an etcd key-bucket value for --deep; nil otherwise.
 	keyValueOK func(v []byte) error
 }
@@ -149,6 +151,9 @@ func (c *census) run(counter Counter) error {
 	defer chunks.stop()
 	var scratch []byte
 	for start := uint64(0); start < npages; start += uint64(chunkPages) {
+		if c.ctx != nil && c.ctx.Err() != nil {
+			return c.ctx.Err()
+		}
 		ch, ok := <-chunks.full
 		if !ok {
 			if chunks.err == nil {

@@ -2,6 +2,7 @@ package pagewalk
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"sort"
 )
@@ -20,6 +21,10 @@ type Options struct {
 	// Progress, if set, is told about every page read; its max is
 	// File.PageCount().
 	Progress Counter
+	// Context, if set, ends the scan early with its error when it is
+	// cancelled (checked per 4 MiB chunk of the page census, the pass that
+	// reads the whole file).
+	Context context.Context
 }
 
 // Result is a scan's outcome: the report, and what salvage needs to read
@@ -80,7 +85,7 @@ func (r *Result) WellformedLeaf(pgid uint64) bool {
 
 // Scan reads the whole file once and walks the tree from the best root.
 func (f *File) Scan(opts Options) (*Result, error) {
-	c := &census{f: f, deep: opts.Deep}
+	c := &census{f: f, deep: opts.Deep, ctx: opts.Context}
 	if opts.Deep {
 		c.keyValueOK = decodeKeyValue
 	}

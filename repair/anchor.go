@@ -1,6 +1,7 @@
 package repair
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/boltfix/boltfix/pagewalk"
+	"github.com/boltfix/boltfix/salvage"
 	"github.com/boltfix/boltfix/wal"
 	bolt "go.etcd.io/bbolt"
 	"go.etcd.io/etcd/api/v3/mvccpb"
@@ -92,6 +94,9 @@ func tryAnchorsBelow(base *string, work string, log *wal.Log, st *baseState, lg 
 		}
 	}
 	for i, a := range cands {
+		if salvage.Interrupted(st.ctx, "trying anchors") != nil {
+			return false // Run reports the interrupt at its next check
+		}
 		path := filepath.Join(work, fmt.Sprintf("anchor-%d-%d.db", limit, i))
 		rr, regenerated, ok, why := replayFromAnchor(*base, path, log, a, st, lg)
 		if !ok {
@@ -221,7 +226,7 @@ func replayFromAnchor(salvaged, path string, log *wal.Log, a anchor, st *baseSta
 			above[k] = v
 		}
 	}
-	rr, err := replayAfter(path, log, a.index, lg)
+	rr, err := replayAfter(st.ctx, path, log, a.index, lg)
 	var gap *wal.GapError
 	if err != nil && !errors.As(err, &gap) {
 		return nil, 0, false, err.Error()
@@ -301,7 +306,7 @@ func copyFile(src, dst string) error {
 // replayAfter replays onto db every committed entry of log above index
 // after (skipping entries whose CRC failed: a gap stops the replay there),
 // collecting the key records it writes.
-func replayAfter(db string, log *wal.Log, after uint64, lg *zap.Logger) (*wal.ReplayResult, error) {
+func replayAfter(ctx context.Context, db string, log *wal.Log, after uint64, lg *zap.Logger) (*wal.ReplayResult, error) {
 	commit := log.CommitIndex()
 	var entries []*raftpb.Entry
 	for _, e := range log.Entries {
@@ -313,5 +318,5 @@ func replayAfter(db string, log *wal.Log, after uint64, lg *zap.Logger) (*wal.Re
 	if log.Metadata != nil {
 		memberID = log.Metadata.NodeID
 	}
-	return wal.Replay(db, entries, wal.ReplayOptions{Logger: lg, CommitIndex: commit, MemberID: memberID, CollectRecords: true})
+	return wal.Replay(db, entries, wal.ReplayOptions{Logger: lg, CommitIndex: commit, MemberID: memberID, CollectRecords: true, Context: ctx})
 }

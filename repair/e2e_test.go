@@ -62,7 +62,12 @@ func judge(t *testing.T, truth *fixtures.Truth, rep *Report, wantExact bool) {
 			t.Errorf("want complete, lost %v: %v", rep.LostRevisions, rep.LostReasons)
 		}
 	}
-	if !rep.Checks.BboltCheck || !rep.Checks.IndexWithinWAL || !rep.Checks.EtcdStarted {
+	// The published db itself: rep.Checks.BboltCheck is true in every
+	// report Run returns.
+	if err := bboltCheck(filepath.Join(rep.Output, "member", "snap", "db")); err != nil {
+		t.Errorf("the published db fails bbolt's check: %v", err)
+	}
+	if !rep.Checks.IndexWithinWAL || !rep.Checks.EtcdStarted {
 		t.Errorf("self-checks: %+v", rep.Checks)
 	}
 	if rep.Checks.EtcdKeys != len(got) {

@@ -1,6 +1,7 @@
 package repair
 
 import (
+	"context"
 	"fmt"
 	"strings"
 
@@ -34,8 +35,15 @@ type Options struct {
 	// SkipStartCheck skips the etcd start (the report says so).
 	SkipStartCheck bool
 
+	// Progress is told about pages read; when it also has a
+	// Phase(name, total) method (salvage.Phaser) it is told each phase.
 	Progress pagewalk.Counter
 	Logger   *zap.Logger
+	// Context, if set, stops the repair when it is cancelled: checked
+	// between phases and inside the scan, carving, record copy and WAL
+	// replay loops. The temp dir is removed, nothing is published, and Run
+	// returns a *salvage.InterruptedError (errors.Is context.Canceled).
+	Context context.Context
 }
 
 // peerURLs resolves the member's name and peer URLs from the flags.

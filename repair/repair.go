@@ -2,6 +2,7 @@ package repair
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -54,9 +55,11 @@ func startsWithDotDot(rel string) bool {
 // Run repairs the etcd data dir at dataDir into opts.Out. The Report is
 // valid whenever err is nil; Complete says whether anything was lost.
 func Run(dataDir string, opts Options) (*Report, error) {
-	if err := CheckOutput(dataDir, opts.Out, opts.Force); err != nil {
+	in, err := preflight(dataDir, opts)
+	if err != nil {
 		return nil, err
 	}
+	ctx := opts.Context
 	lg := opts.Logger
 	if lg == nil {
 		lg = zap.NewNop()
@@ -72,15 +75,24 @@ func Run(dataDir string, opts Options) (*Report, error) {
 	}
 	defer os.RemoveAll(work)
 
-	db, walDir := locate(dataDir, opts.WALDir)
+	db, walDir := in.db, in.walDir
 	base := filepath.Join(work, "base.db")
 	st, err := prepareBase(db, base, opts, rep)
 	if err != nil {
 		return nil, err
 	}
+	if err := salvage.Interrupted(ctx, "salvaging the db"); err != nil {
+		return nil, err
+	}
 
-	// The WAL: every committed entry the base lacks.
-	log, werr := wal.Read(walDir)
+	// The WAL: every committed entry the base lacks. A missing WAL dir (a
+	// lost WAL disk) is no WAL: the db alone, with a warning.
+	salvage.StartPhase(opts.Progress, "reading and replaying the WAL", -1)
+	var log *wal.Log
+	var werr error
+	if !in.walMissing {
+		log, werr = wal.Read(walDir)
+	}
 	rep.WAL = &WALPart{}
 	if werr != nil && !errors.Is(werr, wal.ErrNoWAL) {
 		return nil, fmt.Errorf("read WAL: %w", werr)
@@ -104,14 +116,21 @@ func Run(dataDir string, opts Options) (*Report, error) {
 			return nil, err
 		}
 	} else {
-		rep.Notes = append(rep.Notes, "no WAL found: nothing to replay")
+		rep.Notes = append(rep.Notes, noWALNote(walDir, in.walMissing, rep.DB.BaseIndex))
 		if !rep.DB.Present {
-			return nil, errors.New("neither a db nor a WAL: nothing to repair from")
+			return nil, ErrNothingToRepair
 		}
+	}
+	if err := salvage.Interrupted(ctx, "replaying the WAL"); err != nil {
+		return nil, err
 	}
 	st.finishLost(rep)
 
 	if err := writeMember(base, work, log, opts, lg, rep); err != nil {
+		return nil, err
+	}
+	// The last point where an interrupt leaves nothing behind.
+	if err := salvage.Interrupted(ctx, "checking the new member dir"); err != nil {
 		return nil, err
 	}
 	if err := publish(filepath.Join(work, "out"), opts.Out, opts.Force); err != nil {
@@ -137,13 +156,14 @@ type baseState struct {
 	fullReplay bool // the whole history was replayed from index 1
 	topIntact  bool // the base revision is exactly the state at the db's consistent_index
 	compact    int64
+	ctx        context.Context // Options.Context, for the replays
 }
 
 // prepareBase salvages the db into base and cuts it back to a state that
 // matches its consistent_index, so that replaying the entries above that
 // index gives every record the revision it had.
 func prepareBase(db, base string, opts Options, rep *Report) (*baseState, error) {
-	st := &baseState{dropped: map[string][]byte{}}
+	st := &baseState{dropped: map[string][]byte{}, ctx: opts.Context}
 	rep.DB = &DBPart{}
 	if _, err := os.Stat(db); err != nil {
 		if !os.IsNotExist(err) {
@@ -165,15 +185,21 @@ func prepareBase(db, base string, opts Options, rep *Report) (*baseState, error)
 		return nil, err
 	}
 	defer f.Close()
-	res, err := f.Scan(pagewalk.Options{Progress: opts.Progress})
+	salvage.StartPhase(opts.Progress, "scanning the db", int64(f.PageCount()))
+	res, err := f.Scan(pagewalk.Options{Progress: opts.Progress, Context: opts.Context})
 	if err != nil {
 		return nil, err
 	}
 	rep.DB.Findings = len(res.Report.Findings)
 	rep.StorageVersion = res.Report.Etcd.StorageVersion
 	rep.ClusterVersion = res.Report.Etcd.ClusterVersion
-	srep, err := salvage.FromScan(res, db, base, salvage.Options{Aggressive: opts.Aggressive, MaxListed: 100})
+	srep, err := salvage.FromScan(res, db, base, salvage.Options{Aggressive: opts.Aggressive, MaxListed: 100,
+		Progress: opts.Progress, Context: opts.Context})
 	if err != nil {
+		var ie *salvage.InterruptedError
+		if errors.As(err, &ie) {
+			return nil, err
+		}
 		return nil, fmt.Errorf("salvage: %w", err)
 	}
 	rep.DB.Salvage = srep
@@ -280,7 +306,7 @@ func replay(base string, log *wal.Log, st *baseState, opts Options, lg *zap.Logg
 		rep.Notes = append(rep.Notes, fmt.Sprintf("the db already holds every committed entry (consistent_index %d, WAL commit %d)", rep.DB.BaseIndex, commit))
 		return nil
 	}
-	rr, err := replayAfter(base, log, rep.DB.BaseIndex, lg)
+	rr, err := replayAfter(st.ctx, base, log, rep.DB.BaseIndex, lg)
 	var gap *wal.GapError
 	switch {
 	case errors.As(err, &gap):
@@ -394,6 +420,7 @@ func writeMember(base, work string, log *wal.Log, opts Options, lg *zap.Logger, 
 		}
 	}
 	out := filepath.Join(work, "out")
+	salvage.StartPhase(opts.Progress, "writing the member dir", -1)
 	mres, err := wal.WriteMemberDir(base, out, wal.MemberConfig{Logger: lg, Name: name, PeerURLs: urls,
 		InitialClusterToken: opts.InitialClusterToken, WAL: log, RevisionBump: bump, MarkCompacted: mark})
 	if err != nil {
@@ -438,6 +465,10 @@ func writeMember(base, work string, log *wal.Log, opts Options, lg *zap.Logger, 
 	if check == nil {
 		check = StartCheck
 	}
+	if err := salvage.Interrupted(opts.Context, "writing the member dir"); err != nil {
+		return err
+	}
+	salvage.StartPhase(opts.Progress, "starting etcd on a copy", -1)
 	cp := filepath.Join(work, "check")
 	if err := copyDir(out, cp); err != nil {
 		return err
@@ -519,7 +550,7 @@ func fullHistory(log *wal.Log, rep *Report) bool {
 // cross-checks every record it produces against the salvaged db.
 func replayFull(full, salvaged string, log *wal.Log, st *baseState, lg *zap.Logger, rep *Report) error {
 	commit := log.CommitIndex()
-	rr, err := replayAfter(full, log, 0, lg)
+	rr, err := replayAfter(st.ctx, full, log, 0, lg)
 	var gap *wal.GapError
 	switch {
 	case errors.As(err, &gap):

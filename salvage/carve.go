@@ -2,6 +2,7 @@ package salvage
 
 import (
 	"bytes"
+	"context"
 	"encoding/hex"
 	"sort"
 
@@ -57,7 +58,8 @@ func (l *leafPage) last() []byte  { return l.revs[len(l.revs)-1] }
 // records on it. A page counts as a key-bucket page only when most of its
 // readable elements are valid revision records, so the leaves of other
 // buckets (whose keys may happen to be 17 bytes) are not mistaken for it.
-func carve(res *pagewalk.Result, progress Counter) *carveResult {
+// A cancelled ctx ends the loop early; the caller checks ctx after it.
+func carve(ctx context.Context, res *pagewalk.Result, progress Counter) *carveResult {
 	cr := &carveResult{witness: map[string][]pagewalk.Revision{}}
 	byRev := map[string]int{}
 	pageEdges := map[uint64][2]pagewalk.Revision{}
@@ -65,7 +67,11 @@ func carve(res *pagewalk.Result, progress Counter) *carveResult {
 	var buf []byte
 	cands := res.CarveCandidates()
 	cr.cands = len(cands)
-	for _, pgid := range cands {
+	StartPhase(progress, "carving unreached pages", int64(len(cands)))
+	for i, pgid := range cands {
+		if i%1024 == 0 && Interrupted(ctx, "carving") != nil {
+			break
+		}
 		if progress != nil {
 			progress.Add(1)
 		}

@@ -264,9 +264,8 @@ func TestSalvageDamageClasses(t *testing.T) {
 			if err != nil {
 				t.Fatalf("%s: %v", dmg, err)
 			}
-			if !rep.Verified {
-				t.Fatal("output not verified")
-			}
+			// readSalvaged runs bbolt's check on the published file (the
+			// report's Verified flag is true in every report Run returns).
 			s := readSalvaged(t, out)
 			// Revisions with a record on a page the damage changed.
 			hit := map[int64]bool{}

@@ -37,6 +37,13 @@ func CheckOutput(in, out string, force bool) error {
 			return ErrOutputIsInput
 		}
 	}
+	// The temp file goes next to out: a missing dir would otherwise only
+	// fail after the scan and the carving.
+	if st, err := os.Stat(filepath.Dir(out)); err != nil {
+		return fmt.Errorf("output dir: %w", err)
+	} else if !st.IsDir() {
+		return fmt.Errorf("output dir %s is not a directory", filepath.Dir(out))
+	}
 	return nil
 }
 

@@ -2,6 +2,7 @@ package salvage
 
 import (
 	"bytes"
+	"context"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -27,6 +28,10 @@ type Options struct {
 	// MaxListed caps the per-key lists in the report (possibly stale,
 	// uncertain); counts stay exact. 0 means 10000.
 	MaxListed int
+	// Context, if set, stops the salvage when it is cancelled: checked
+	// between phases, every 1024 carved pages and per written transaction. The
+	// temp output is removed and nothing is published.
+	Context context.Context
 }
 
 // etcdBuckets are created in every salvaged etcd db, so etcd finds them.
@@ -42,7 +47,7 @@ func Run(in, out string, opts Options) (*Report, error) {
 		return nil, err
 	}
 	defer f.Close()
-	res, err := f.Scan(pagewalk.Options{Progress: opts.Progress})
+	res, err := f.Scan(pagewalk.Options{Progress: opts.Progress, Context: opts.Context})
 	if err != nil {
 		return nil, err
 	}
@@ -64,7 +69,13 @@ func FromScan(res *pagewalk.Result, in, out string, opts Options) (*Report, erro
 	etcd := res.Report.Etcd
 	rep.ConsistentIndex, rep.Term = etcd.ConsistentIndex, etcd.Term
 
-	cr := carve(res, opts.Progress)
+	if err := Interrupted(opts.Context, "carving"); err != nil {
+		return nil, err
+	}
+	cr := carve(opts.Context, res, opts.Progress)
+	if err := Interrupted(opts.Context, "carving"); err != nil {
+		return nil, err
+	}
 	rep.Records.CandidatePages, rep.Records.CarvedPages, rep.Records.Rejected = cr.cands, cr.pages, cr.rejected
 	rep.Records.Duplicates = cr.dups
 	rep.Conflicts = append(rep.Conflicts, cr.conflicts...)
@@ -80,6 +91,17 @@ func FromScan(res *pagewalk.Result, in, out string, opts Options) (*Report, erro
 	if err != nil {
 		return nil, err
 	}
+	w.ctx = opts.Context
+	StartPhase(opts.Progress, "writing the new db", -1)
+	// Whatever ends this early (an error, an interrupt, a panic from a bug
+	// on its way to the CLI's recover) leaves no temp file behind.
+	published := false
+	defer func() {
+		if !published {
+			w.abort()
+			os.Remove(tmp)
+		}
+	}()
 	fail := func(err error) (*Report, error) {
 		w.abort()
 		os.Remove(tmp)
@@ -96,15 +118,21 @@ func FromScan(res *pagewalk.Result, in, out string, opts Options) (*Report, erro
 		os.Remove(tmp)
 		return nil, err
 	}
+	StartPhase(opts.Progress, "checking the new db", -1)
 	if err := verify(tmp); err != nil {
 		os.Remove(tmp)
 		return nil, fmt.Errorf("the written db failed bbolt's check (a bug in boltfix): %w", err)
 	}
 	rep.Verified = true
+	// The last point where an interrupt leaves nothing behind.
+	if err := Interrupted(opts.Context, "checking the new db"); err != nil {
+		return nil, err
+	}
 	if err := publish(tmp, out); err != nil {
 		os.Remove(tmp)
 		return nil, err
 	}
+	published = true
 	lostRanges(res, ks, cr, rep)
 	judgeKeys(ks, rep, opts)
 	rep.Complete = len(rep.LostRevisions) == 0 && rep.Records.Uncertain == 0 && len(rep.Conflicts) == 0 && !anyDamagedBucket(rep)

@@ -1,6 +1,7 @@
 package salvage
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"time"
@@ -19,6 +20,11 @@ type dbWriter struct {
 	db      *bolt.DB
 	tx      *bolt.Tx
 	pending int
+	// ctx, if set, is checked at every commit: an interrupt stops the
+	// copy within one transaction's worth of records.
+	ctx context.Context
+	// done: closed or aborted; abort is then a no-op.
+	done bool
 }
 
 func newDBWriter(path string) (*dbWriter, error) {
@@ -82,6 +88,9 @@ func (w *dbWriter) put(path [][]byte, k, v []byte, fill float64) error {
 	}
 	w.pending += len(k) + len(v)
 	if w.pending >= txBytes {
+		if err := Interrupted(w.ctx, "writing records"); err != nil {
+			return err
+		}
 		return w.commit()
 	}
 	return nil
@@ -98,6 +107,7 @@ func (w *dbWriter) commit() error {
 
 // close commits, syncs once and closes.
 func (w *dbWriter) close() error {
+	w.done = true
 	err := w.commit()
 	if err == nil {
 		err = w.db.Sync()
@@ -109,6 +119,10 @@ func (w *dbWriter) close() error {
 }
 
 func (w *dbWriter) abort() {
+	if w.done {
+		return
+	}
+	w.done = true
 	if w.tx != nil {
 		_ = w.tx.Rollback()
 		w.tx = nil

@@ -1,6 +1,7 @@
 package wal
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -57,6 +58,9 @@ type ReplayOptions struct {
 	// revision is above the starting revision, for cross-checks against
 	// records carved from the damaged db (see CompareRecords).
 	CollectRecords bool
+	// Context, if set, stops the apply loop when it is cancelled; Replay
+	// then returns the context's error (the db holds a partial replay).
+	Context context.Context
 }
 
 // ReplayResult says what Replay did.
@@ -149,6 +153,7 @@ func (noSnapshot) ForceSnapshot() {}
 // replayer is the slice of an EtcdServer that applying entries needs, built
 // the way etcd's NewServer builds it.
 type replayer struct {
+	ctx     context.Context // nil: never cancelled
 	lg      *zap.Logger
 	be      backend.Backend
 	ci      cindex.ConsistentIndexer
@@ -218,7 +223,7 @@ func newReplayer(dbPath string, opts ReplayOptions) (*replayer, error) {
 	if lg == nil {
 		lg = zap.NewNop()
 	}
-	r := &replayer{lg: lg, status: &raftStatus{id: types.ID(opts.MemberID), commit: opts.CommitIndex}}
+	r := &replayer{ctx: opts.Context, lg: lg, status: &raftStatus{id: types.ID(opts.MemberID), commit: opts.CommitIndex}}
 	// The consistent index is saved by the backend's pre-commit hook, as
 	// in etcd (storage.NewBackendHooks), so it lands in the same bbolt
 	// transaction as the writes of the entry it covers.
@@ -319,7 +324,10 @@ func (r *replayer) close() {
 func (r *replayer) run(entries []*raftpb.Entry, commit uint64, res *ReplayResult) error {
 	last := r.ci.ConsistentIndex()
 	r.status.apply = last
-	for _, e := range entries {
+	for i, e := range entries {
+		if r.ctx != nil && i%256 == 0 && r.ctx.Err() != nil {
+			return r.ctx.Err()
+		}
 		idx := e.GetIndex()
 		switch {
 		case idx <= r.ci.ConsistentIndex():

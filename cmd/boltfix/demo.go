@@ -34,7 +34,7 @@ etcd failing to start on it, runs scan and repair, starts etcd on the repaired
 dir and compares every key with what the client wrote.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return demoFunc(cmd.OutOrStdout(), o)
+			return demoFunc(cmd.Context(), cmd.OutOrStdout(), o)
 		},
 	}
 	cmd.Flags().StringVar(&o.dir, "dir", "", "work in this dir (default: a new temp dir)")
@@ -44,7 +44,7 @@ dir and compares every key with what the client wrote.`,
 
 func step(w io.Writer, n int, s string) { fmt.Fprintf(w, "\n== %d. %s\n", n, s) }
 
-func demoFunc(w io.Writer, o demoOptions) error {
+func demoFunc(ctx context.Context, w io.Writer, o demoOptions) error {
 	dir := o.dir
 	if dir == "" {
 		d, err := os.MkdirTemp("", "boltfix-demo-")
@@ -78,7 +78,7 @@ func demoFunc(w io.Writer, o demoOptions) error {
 	if err := fixtures.CopyDir(data, cp); err != nil {
 		return cantRun(err)
 	}
-	_, _, serr := childStartCheck(cp)
+	_, _, serr := childStartCheck(ctx, cp)
 	os.RemoveAll(cp)
 	if serr != nil {
 		fmt.Fprintf(w, "etcd: %s\n", firstPanicLine(serr.Error()))
@@ -106,7 +106,8 @@ func demoFunc(w io.Writer, o demoOptions) error {
 
 	out := filepath.Join(dir, "etcd.repaired")
 	step(w, 5, "boltfix repair "+data+" --out "+out)
-	rep, err := repair.Run(data, repair.Options{Out: out, StartCheck: childStartCheck})
+	rep, err := repair.Run(data, repair.Options{Out: out, Context: ctx,
+		StartCheck: func(dir string) (int, int64, error) { return childStartCheck(ctx, dir) }})
 	if err != nil {
 		return cantRun(err)
 	}

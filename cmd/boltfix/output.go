@@ -7,10 +7,9 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/boltfix/boltfix/salvage"
-	"github.com/olekukonko/tablewriter"
-	"github.com/olekukonko/tablewriter/tw"
 	"github.com/schollz/progressbar/v3"
 	"golang.org/x/term"
 )
@@ -23,38 +22,64 @@ func writeJSON(w io.Writer, v any) error {
 	return enc.Encode(v)
 }
 
-// table renders rows under headers with tablewriter v1.
-func table(w io.Writer, headers []string, rows [][]string) {
-	t := tablewriter.NewTable(w,
-		tablewriter.WithHeaderAutoFormat(tw.Off),
-		tablewriter.WithRowAutoWrap(tw.WrapNone),
-	)
-	h := make([]any, len(headers))
-	for i, s := range headers {
-		h[i] = s
-	}
-	t.Header(h...)
-	for _, r := range rows {
-		_ = t.Append(r)
-	}
-	_ = t.Render()
-}
-
-// clip shortens s for a table cell.
+// clip shortens s to n runes for a table cell whose full text is
+// elsewhere (--json).
 func clip(s string, n int) string {
-	if len(s) <= n {
+	r := []rune(s)
+	if len(r) <= n {
 		return s
 	}
-	return s[:n-1] + "…"
+	return string(r[:n-1]) + "…"
 }
 
 func section(w io.Writer, title string) {
 	fmt.Fprintf(w, "\n%s\n", strings.ToUpper(title))
 }
 
-// progress is a pagewalk/salvage Counter drawing a bar on stderr when it is
-// a terminal, and nothing otherwise.
-type progress struct{ bar *progressbar.ProgressBar }
+// progress is the Counter (and salvage.Phaser) the commands hand to the
+// library: one bar per phase on stderr, with the phase's name, a count and
+// an ETA, when stderr is a terminal; nothing otherwise (CI, pipes, --json
+// into jq). A phase that counts nothing shows a spinner with its name and
+// the time spent.
+type progress struct {
+	w   io.Writer
+	tty bool
+	bar *progressbar.ProgressBar
+}
+
+func newProgress(stderr io.Writer) *progress {
+	f, ok := stderr.(*os.File)
+	return &progress{w: stderr, tty: ok && term.IsTerminal(int(f.Fd()))}
+}
+
+// Phase ends the current bar and starts one for phase name of total units
+// (-1: unknown).
+func (p *progress) Phase(name string, total int64) {
+	if p == nil || !p.tty {
+		return
+	}
+	p.finish()
+	if total == 0 {
+		return
+	}
+	opts := []progressbar.Option{
+		progressbar.OptionSetWriter(p.w),
+		progressbar.OptionSetDescription(name),
+		progressbar.OptionSetWidth(30),
+		progressbar.OptionThrottle(100 * time.Millisecond),
+		progressbar.OptionSetPredictTime(true),
+		progressbar.OptionSetElapsedTime(true),
+		progressbar.OptionClearOnFinish(),
+	}
+	if total > 0 {
+		opts = append(opts, progressbar.OptionShowCount())
+	} else {
+		total = -1
+		opts = append(opts, progressbar.OptionSpinnerType(14))
+	}
+	p.bar = progressbar.NewOptions64(total, opts...)
+	_ = p.bar.RenderBlank()
+}
 
 func (p *progress) Add(n int64) {
 	if p != nil && p.bar != nil {
@@ -62,28 +87,23 @@ func (p *progress) Add(n int64) {
 	}
 }
 
+// Done clears the bar before the report is printed.
 func (p *progress) Done() {
-	if p != nil && p.bar != nil {
-		_ = p.bar.Finish()
-		_ = p.bar.Clear()
+	if p != nil {
+		p.finish()
 	}
 }
 
-// newProgress returns a bar of max units on stderr, or a silent counter
-// when stderr is not a terminal (CI, pipes, --json into jq).
-func newProgress(stderr io.Writer, max int64, what string) *progress {
-	f, ok := stderr.(*os.File)
-	if !ok || !term.IsTerminal(int(f.Fd())) || max <= 0 {
-		return &progress{}
+func (p *progress) finish() {
+	if p.bar != nil {
+		_ = p.bar.Finish()
+		_ = p.bar.Clear()
+		p.bar = nil
 	}
-	return &progress{bar: progressbar.NewOptions64(max,
-		progressbar.OptionSetWriter(stderr),
-		progressbar.OptionSetDescription(what),
-		progressbar.OptionShowCount(),
-		progressbar.OptionThrottle(100_000_000),
-		progressbar.OptionClearOnFinish(),
-	)}
 }
+
+// The library tells the bar about phases through this interface.
+var _ salvage.Phaser = (*progress)(nil)
 
 // lostTable prints lost revision ranges; to 0 is shown as openEnd.
 func lostTable(w io.Writer, ranges [][2]int64, reasons []string, openEnd string) {
@@ -98,7 +118,7 @@ func lostTable(w io.Writer, ranges [][2]int64, reasons []string, openEnd string)
 		if lr[1] != 0 {
 			to = strconv.FormatInt(lr[1], 10)
 		}
-		rows = append(rows, []string{strconv.FormatInt(lr[0], 10), to, clip(reasons[i], 100)})
+		rows = append(rows, []string{strconv.FormatInt(lr[0], 10), to, reasons[i]})
 	}
 	table(w, []string{"FROM", "TO", "WHY"}, rows)
 }

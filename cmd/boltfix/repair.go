@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -79,16 +80,19 @@ func repairFunc(cmd *cobra.Command, dataDir string, o repairOptions) error {
 	if st, err := os.Stat(dataDir); err != nil || !st.IsDir() {
 		return cantRun(fmt.Errorf("%s is not a data dir", dataDir))
 	}
+	ctx := cmd.Context()
 	opts := repair.Options{Out: o.out, Force: o.force, Aggressive: o.aggressive, Name: o.name, WALDir: o.walDir,
 		InitialCluster: o.initialCluster, InitialAdvertisePeerURLs: o.peerURLs, InitialClusterToken: o.token,
-		SkipStartCheck: o.noStart, StartCheck: childStartCheck}
+		SkipStartCheck: o.noStart, Context: ctx,
+		StartCheck: func(dir string) (int, int64, error) { return childStartCheck(ctx, dir) }}
 	if cmd.Flags().Changed("bump-revision") {
 		opts.BumpRevision = &o.bump
 	}
 	if cmd.Flags().Changed("mark-compacted") {
 		opts.MarkCompacted = &o.markCompacted
 	}
-	bar := newProgress(stderr, 0, "repairing")
+	bar := newProgress(stderr)
+	defer bar.Done()
 	opts.Progress = bar
 	rep, err := repair.Run(dataDir, opts)
 	bar.Done()
@@ -109,13 +113,15 @@ func repairFunc(cmd *cobra.Command, dataDir string, o repairOptions) error {
 }
 
 // childStartCheck runs the etcd start check in a child boltfix process: an
-// etcd that panics in one of its goroutines takes only the child down.
-func childStartCheck(dir string) (int, int64, error) {
+// etcd that panics in one of its goroutines takes only the child down. An
+// interrupt kills the child (its etcd runs on a copy inside repair's temp
+// dir, which repair then removes).
+func childStartCheck(ctx context.Context, dir string) (int, int64, error) {
 	exe, err := os.Executable()
 	if err != nil {
 		return repair.StartCheck(dir)
 	}
-	out, err := exec.Command(exe, "internal-start-check", dir).Output()
+	out, err := exec.CommandContext(ctx, exe, "internal-start-check", dir).Output()
 	if err != nil {
 		msg := err.Error()
 		if ee, ok := err.(*exec.ExitError); ok {
@@ -186,7 +192,7 @@ func printRepair(w io.Writer, r *repair.Report) {
 	table(w, []string{"REACHED", "CARVED", "REPLAYED", "REGENERATED (cross-checked)", "IN NEW DB"}, [][]string{{
 		strconv.Itoa(c.Reached), strconv.Itoa(c.Carved), strconv.Itoa(c.Replayed), strconv.Itoa(c.Regenerated), strconv.Itoa(c.Final)}})
 	if len(r.Disagreements) > 0 {
-		fmt.Fprintf(w, "%d revisions differ between the db and the WAL (the WAL's version was kept): %s\n", len(r.Disagreements), strings.Join(r.Disagreements[:min(10, len(r.Disagreements))], ", "))
+		prose(w, "", fmt.Sprintf("%d revisions differ between the db and the WAL (the WAL's version was kept): %s", len(r.Disagreements), strings.Join(r.Disagreements[:min(10, len(r.Disagreements))], ", ")))
 	}
 
 	lostTable(w, r.LostRevisions, r.LostReasons, "unknown")
@@ -209,7 +215,13 @@ func printRepair(w io.Writer, r *repair.Report) {
 		{"revision bump", fmt.Sprintf("%d, mark compacted %v", r.RevisionBump, r.MarkCompacted)},
 	})
 	if r.BumpReason != "" {
-		fmt.Fprintln(w, r.BumpReason)
+		prose(w, "", r.BumpReason)
+	}
+	if len(r.Notes) > 0 {
+		section(w, "notes")
+		for _, n := range r.Notes {
+			prose(w, "  - ", n)
+		}
 	}
 	section(w, "result")
 	if r.Complete {
@@ -219,7 +231,7 @@ func printRepair(w io.Writer, r *repair.Report) {
 	}
 	section(w, "next steps")
 	for i, n := range r.Next {
-		fmt.Fprintf(w, "  %d. %s\n", i+1, n)
+		prose(w, fmt.Sprintf("  %d. ", i+1), n)
 	}
 }
 

@@ -1,9 +1,11 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
+	"runtime/debug"
 
 	"github.com/spf13/cobra"
 )
@@ -53,7 +55,9 @@ EXIT STATUS
   1  damage found, or partial recovery (the report says what was lost)
   2  could not run (usage error, unreadable input)
 
-boltfix never modifies its input.`,
+boltfix never modifies its input. Ctrl-C (SIGINT) or SIGTERM stops a
+salvage or repair cleanly: temp files are removed, no output is written,
+exit 2.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
@@ -71,16 +75,39 @@ func register(f func() *cobra.Command) { subcommands = append(subcommands, f) }
 
 // Execute runs boltfix with args and returns the process exit code.
 func Execute(args []string, stdout, stderr io.Writer) int {
+	return ExecuteContext(context.Background(), args, stdout, stderr)
+}
+
+// ExecuteContext runs boltfix with args under ctx: when ctx is cancelled
+// (main cancels it on SIGINT/SIGTERM) the work stops, temp files are
+// removed, nothing is published, and the exit code is 2. A panic (a bug in
+// boltfix: hostile bytes become errors, never panics) also exits 2; the
+// library's deferred cleanups have removed its temp files by the time the
+// panic gets here.
+func ExecuteContext(ctx context.Context, args []string, stdout, stderr io.Writer) (code int) {
+	defer func() {
+		if r := recover(); r != nil {
+			fmt.Fprintf(stderr, "boltfix: internal error: %v\n\n%s\n%s\n", r, debug.Stack(), bugRequest)
+			code = ExitCantRun
+		}
+	}()
 	root := NewRootCommand()
 	root.SetArgs(args)
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	err := root.Execute()
+	err := root.ExecuteContext(ctx)
 	if err == nil {
 		return ExitClean
 	}
 	var ee *exitError
-	if errors.As(err, &ee) {
+	isExit := errors.As(err, &ee)
+	if ctx.Err() != nil && (!isExit || ee.code == ExitCantRun) {
+		// Whatever failed after the signal failed because of it (a start
+		// check child that got the same Ctrl-C, a cancelled replay).
+		fmt.Fprintf(stderr, "boltfix: interrupted: no output written, temp files removed (%v)\n", err)
+		return ExitCantRun
+	}
+	if isExit {
 		if ee.err != nil {
 			fmt.Fprintf(stderr, "boltfix: %v\n", ee.err)
 		}
@@ -90,3 +117,8 @@ func Execute(args []string, stdout, stderr io.Writer) int {
 	fmt.Fprintf(stderr, "boltfix: %v\n", err)
 	return ExitCantRun
 }
+
+// bugRequest ends the message of a recovered panic.
+const bugRequest = `This is a bug in boltfix. Its temp files were removed and its input was not
+modified. Please report it with the message above and the output of
+'boltfix version' (and, if you can share it, the output of 'boltfix scan --json').`

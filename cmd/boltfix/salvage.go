@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -53,14 +54,14 @@ EXIT STATUS
   2  could not run`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return salvageFunc(cmd.OutOrStdout(), cmd.ErrOrStderr(), args[0], o)
+			return salvageFunc(cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr(), args[0], o)
 		},
 	}
 	o.AddFlags(cmd)
 	return cmd
 }
 
-func salvageFunc(stdout, stderr io.Writer, arg string, o salvageOptions) error {
+func salvageFunc(ctx context.Context, stdout, stderr io.Writer, arg string, o salvageOptions) error {
 	in, err := resolveDB(arg)
 	if err != nil {
 		return cantRun(err)
@@ -73,13 +74,15 @@ func salvageFunc(stdout, stderr io.Writer, arg string, o salvageOptions) error {
 		return cantRun(err)
 	}
 	defer f.Close()
-	bar := newProgress(stderr, int64(f.PageCount()), "scanning")
-	res, err := f.Scan(pagewalk.Options{Progress: bar})
-	bar.Done()
+	bar := newProgress(stderr)
+	defer bar.Done()
+	bar.Phase("scanning", int64(f.PageCount()))
+	res, err := f.Scan(pagewalk.Options{Progress: bar, Context: ctx})
 	if err != nil {
 		return cantRun(err)
 	}
-	rep, err := salvage.FromScan(res, in, o.out, salvage.Options{Aggressive: o.aggressive, Force: o.force})
+	rep, err := salvage.FromScan(res, in, o.out, salvage.Options{Aggressive: o.aggressive, Force: o.force, Progress: bar, Context: ctx})
+	bar.Done()
 	if err != nil {
 		var re *salvage.RecordError
 		if errors.As(err, &re) {
@@ -102,7 +105,7 @@ func salvageFunc(stdout, stderr io.Writer, arg string, o salvageOptions) error {
 
 func printSalvage(w io.Writer, r *salvage.Report) {
 	fmt.Fprintf(w, "boltfix salvage %s -> %s\n", r.Input, r.Output)
-	fmt.Fprintf(w, "scan: %d findings; tree: %s\n", r.Findings, r.Source)
+	prose(w, "", fmt.Sprintf("scan: %d findings; tree: %s", r.Findings, r.Source))
 
 	section(w, "buckets")
 	var rows [][]string
@@ -141,7 +144,7 @@ func printSalvage(w io.Writer, r *salvage.Report) {
 	}
 	lostTable(w, r.LostRevisions, r.LostReasons, "end")
 	if len(r.LostRevisions) > 0 {
-		fmt.Fprintf(w, "%d keys have their newest surviving record before a lost range (possibly stale or deleted): see --json possibly_stale\n", r.PossiblyStaleCount)
+		prose(w, "", fmt.Sprintf("%d keys have their newest surviving record before a lost range (possibly stale or deleted): see --json possibly_stale", r.PossiblyStaleCount))
 	}
 	if len(r.Conflicts) > 0 {
 		fmt.Fprintf(w, "%d revisions had differing copies; see --json conflicts\n", len(r.Conflicts))
@@ -157,6 +160,6 @@ func printSalvage(w io.Writer, r *salvage.Report) {
 	}
 	section(w, "next")
 	for _, n := range r.Next {
-		fmt.Fprintln(w, "  "+n)
+		prose(w, "  ", n)
 	}
 }

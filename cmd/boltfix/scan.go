@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"os"
@@ -44,31 +45,32 @@ EXIT STATUS
   2  could not run (usage, unreadable input, not a bbolt file)`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return scanFunc(cmd.OutOrStdout(), cmd.ErrOrStderr(), args[0], o)
+			return scanFunc(cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr(), args[0], o)
 		},
 	}
 	o.AddFlags(cmd)
 	return cmd
 }
 
-// resolveDB accepts the db file or a data dir holding member/snap/db.
+// resolveDB accepts the db file or a data dir holding member/snap/db, and
+// refuses a db that is not a regular file before anything opens it.
 func resolveDB(p string) (string, error) {
 	st, err := os.Stat(p)
 	if err != nil {
 		return "", err
 	}
 	if !st.IsDir() {
-		return p, nil
+		return p, checkRegularFile(p)
 	}
 	for _, c := range []string{filepath.Join(p, "member", "snap", "db"), filepath.Join(p, "snap", "db")} {
 		if _, err := os.Stat(c); err == nil {
-			return c, nil
+			return c, checkRegularFile(c)
 		}
 	}
 	return "", fmt.Errorf("%s is a directory without member/snap/db", p)
 }
 
-func scanFunc(stdout, stderr io.Writer, arg string, o scanOptions) error {
+func scanFunc(ctx context.Context, stdout, stderr io.Writer, arg string, o scanOptions) error {
 	path, err := resolveDB(arg)
 	if err != nil {
 		return cantRun(err)
@@ -78,8 +80,9 @@ func scanFunc(stdout, stderr io.Writer, arg string, o scanOptions) error {
 		return cantRun(err)
 	}
 	defer f.Close()
-	bar := newProgress(stderr, int64(f.PageCount()), "scanning")
-	res, err := f.Scan(pagewalk.Options{Deep: o.deep, Progress: bar})
+	bar := newProgress(stderr)
+	bar.Phase("scanning", int64(f.PageCount()))
+	res, err := f.Scan(pagewalk.Options{Deep: o.deep, Progress: bar, Context: ctx})
 	bar.Done()
 	if err != nil {
 		return cantRun(err)
@@ -119,7 +122,7 @@ func printScan(w io.Writer, r *pagewalk.Report) {
 			strconv.FormatUint(m.Meta.Root, 10), fl, strconv.FormatUint(m.Meta.Pgid, 10), clip(status, 90)})
 	}
 	table(w, []string{"META", "TXID", "ROOT", "FREELIST", "HWM", "STATUS"}, rows)
-	fmt.Fprintf(w, "Chosen: %s\n", r.ChosenReason)
+	prose(w, "Chosen: ", r.ChosenReason)
 
 	section(w, "pages")
 	c := r.Census

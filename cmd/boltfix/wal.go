@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"strconv"
@@ -60,7 +61,7 @@ the entry index range with any gaps, and every stop: segment, byte offset,
 cause, and where reading resumed.` + walExitStatus,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return walFunc(cmd.OutOrStdout(), args[0], o, false)
+			return walFunc(cmd.Context(), cmd.OutOrStdout(), args[0], o, false)
 		},
 	}
 	o.AddFlags(cmd, wal.VerifySchema, false)
@@ -79,16 +80,24 @@ lease, compaction, membership...). Flagged entries were read after damage.
 With --json each entry also carries the decoded request in protojson form.` + walExitStatus,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return walFunc(cmd.OutOrStdout(), args[0], o, true)
+			return walFunc(cmd.Context(), cmd.OutOrStdout(), args[0], o, true)
 		},
 	}
 	o.AddFlags(cmd, wal.DumpSchema, true)
 	return cmd
 }
 
-func walFunc(w io.Writer, dir string, o walOptions, dump bool) error {
+func walFunc(ctx context.Context, w io.Writer, dir string, o walOptions, dump bool) error {
+	if err := checkWALInput(dir); err != nil {
+		return cantRun(err)
+	}
 	l, err := wal.Read(dir)
 	if err != nil {
+		return cantRun(err)
+	}
+	if err := ctx.Err(); err != nil {
+		// wal.Read takes no context; stop before printing a report the
+		// user no longer wants.
 		return cantRun(err)
 	}
 	r := l.Report(dump)
@@ -149,8 +158,8 @@ func printWALReport(w io.Writer, r *wal.Report) {
 		fmt.Fprintln(w, "  no readable metadata record")
 	}
 	if hs := r.HardState; hs != nil {
-		fmt.Fprintf(w, "  hard state   term %d  vote %x  commit %d  (last of %d, %s @ 0x%x)%s\n",
-			hs.Term, hs.Vote, hs.Commit, r.HardStates, hs.Segment, hs.Offset, flagNote(hs.Flag))
+		fmt.Fprintf(w, "  hard state   term %d  vote %x  commit %d%s\n               (the last of %d, %s @ 0x%x)\n",
+			hs.Term, hs.Vote, hs.Commit, flagNote(hs.Flag), r.HardStates, hs.Segment, hs.Offset)
 	} else {
 		fmt.Fprintln(w, "  no readable HardState: nothing can be treated as committed")
 	}

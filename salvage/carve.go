@@ -42,6 +42,9 @@ type carveResult struct {
 	// pages inside the intact tree's range: they add nothing to the output
 	// but prove their key had a newer record (docs/recovery.md, Evidence).
 	witness map[string][]pagewalk.Revision
+	// copies lists, per revision key, every carved copy of that record
+	// (docs/recovery.md: a second witness for a value).
+	copies map[string][]copyRef
 }
 
 // leafPage is one unreached, valid key-bucket leaf: its revision keys in
@@ -60,7 +63,8 @@ func (l *leafPage) last() []byte  { return l.revs[len(l.revs)-1] }
 // buckets (whose keys may happen to be 17 bytes) are not mistaken for it.
 // A cancelled ctx ends the loop early; the caller checks ctx after it.
 func carve(ctx context.Context, res *pagewalk.Result, progress Counter) *carveResult {
-	cr := &carveResult{witness: map[string][]pagewalk.Revision{}}
+	cr := &carveResult{witness: map[string][]pagewalk.Revision{}, copies: map[string][]copyRef{}}
+	differ := map[string]bool{}
 	byRev := map[string]int{}
 	pageEdges := map[uint64][2]pagewalk.Revision{}
 	need := neededRanges(res)
@@ -116,8 +120,11 @@ func carve(ctx context.Context, res *pagewalk.Result, progress Counter) *carveRe
 			kv, err := decodeRecord(rev, e.Value)
 			if err != nil {
 				whole = false
-			} else if whole {
-				revs = append(revs, e.Key)
+			} else {
+				if whole {
+					revs = append(revs, e.Key)
+				}
+				cr.copies[string(e.Key)] = append(cr.copies[string(e.Key)], copyRef{hash: valueHash(e.Value), page: pgid})
 			}
 			if !need.contains(e.Key) {
 				// Inside the intact tree: a copy of a reached record, or
@@ -154,18 +161,34 @@ func carve(ctx context.Context, res *pagewalk.Result, progress Counter) *carveRe
 		}
 		for _, c := range good {
 			if j, ok := byRev[string(c.revKey)]; ok {
-				prev := &cr.recs[j]
-				if bytes.Equal(prev.value, c.value) {
+				if bytes.Equal(cr.recs[j].value, c.value) {
 					cr.dups++
 				} else {
-					cr.conflicts = append(cr.conflicts, Conflict{Revision: c.rev, Pages: []uint64{prev.page, c.page},
-						KeptPage: prev.page, KeptFrom: "carved", Different: "two carved copies differ; kept the first found"})
+					differ[string(c.revKey)] = true
 				}
 				continue
 			}
 			byRev[string(c.revKey)] = len(cr.recs)
 			cr.recs = append(cr.recs, c)
 		}
+	}
+	// Carved copies of one revision that differ: keep the one more copies
+	// agree on (a record is immutable; the others were damaged).
+	for i := range cr.recs {
+		c := &cr.recs[i]
+		if !differ[string(c.revKey)] {
+			continue
+		}
+		cs := cr.copies[string(c.revKey)]
+		v, _, page, why := chooseCopy(res, c.revKey, c.rev, nil, cs)
+		if v != nil {
+			c.value, c.page = v, page
+		}
+		pages := make([]uint64, len(cs))
+		for j, x := range cs {
+			pages[j] = x.page
+		}
+		cr.conflicts = append(cr.conflicts, Conflict{Revision: c.rev, Pages: pages, KeptPage: c.page, KeptFrom: "carved", Different: why})
 	}
 	sort.Slice(cr.recs, func(i, j int) bool { return bytes.Compare(cr.recs[i].revKey, cr.recs[j].revKey) < 0 })
 	cr.branchPairs(res, pageEdges)

@@ -202,6 +202,9 @@ func judgeHeld(res *pagewalk.Result, cr *carveResult, ks *keySpace, held []carve
 		bc.Carved++
 		rep.Records.Written++
 		ks.wrote(c.etcdKey, c.rev)
+		if countHash(cr.copies[string(c.revKey)], valueHash(c.value)) < 2 {
+			noWitness(rep, c.etcdKey, c.rev)
+		}
 		if err := w.put(keyPath, c.revKey, c.value, 1.0); err != nil {
 			return err
 		}

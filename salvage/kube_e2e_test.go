@@ -42,6 +42,9 @@ func TestSalvageKubeHistory(t *testing.T) {
 				t.Fatal(err)
 			}
 			t.Log(dmg)
+			if debugFindings {
+				defer func() { t.Log(findingsOf(db)) }()
+			}
 			wrongVerdicts := checkVerdicts(t, truth)
 			out := filepath.Join(t.TempDir(), "new.db")
 			rep, err := Run(db, out, Options{})
@@ -76,7 +79,7 @@ func TestSalvageKubeHistory(t *testing.T) {
 			if tc.complete && len(ambiguous) == 0 && (!rep.Complete || rep.Records.Uncertain > 0) {
 				t.Errorf("every record is on disk: want complete, got complete=%v uncertain=%d lost=%v", rep.Complete, rep.Records.Uncertain, rep.LostRevisions)
 			}
-			t.Logf("evidence: %+v", rep.Evidence)
+			t.Logf("evidence: %+v; unverified %d (%s)", rep.Evidence, rep.UnverifiedCount, rep.UnverifiedReason)
 		})
 	}
 }
@@ -128,4 +131,17 @@ func keptByCompaction(truth *fixtures.Truth) map[string]int64 {
 		}
 	}
 	return kept
+}
+
+var debugFindings = false
+
+func findingsOf(db string) string {
+	f, _ := pagewalk.Open(db)
+	defer f.Close()
+	res, _ := f.Scan(pagewalk.Options{})
+	out := ""
+	for _, x := range res.Report.Findings {
+		out += fmt.Sprintf("[%s page %v el %v els %v msg %s] ", x.Kind, pageOf(x), x.Element, x.Elements, x.Message)
+	}
+	return out
 }

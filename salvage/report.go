@@ -43,6 +43,12 @@ type Report struct {
 	// Uncertain are carved records that may be compaction garbage: left out
 	// (conservative) or kept and flagged (--aggressive).
 	Uncertain []UncertainRecord `json:"uncertain"`
+	// Unverified are written records whose value nothing vouches for (no
+	// identical copy elsewhere) while the scan shows damage that can change
+	// values without a trace (UnverifiedReason); empty otherwise.
+	Unverified       []UnverifiedRecord `json:"unverified"`
+	UnverifiedCount  int                `json:"unverified_count"`
+	UnverifiedReason string             `json:"unverified_reason,omitempty"`
 	// LeftOut names the keys seen on disk of which nothing was written
 	// (every record left out for want of evidence); LeftOutCount counts
 	// them all.
@@ -85,6 +91,7 @@ type RecordCounts struct {
 	Uncertain      int `json:"uncertain"`       // carved, possibly compaction garbage
 	Written        int `json:"written"`         // in the new db
 	Rejected       int `json:"rejected"`        // revision-shaped records whose value failed validation
+	Inconsistent   int `json:"inconsistent"`    // reached records that decode but disagree with their revision key (kept)
 	CarvedPages    int `json:"carved_pages"`    // pages that gave at least one record
 	CandidatePages int `json:"candidate_pages"` // unreached leaf pages examined
 }

@@ -64,7 +64,7 @@ func FromScan(res *pagewalk.Result, in, out string, opts Options) (*Report, erro
 		Schema: ReportSchema, Input: in, Output: out, Aggressive: opts.Aggressive,
 		Source: res.Report.ChosenReason, Findings: len(res.Report.Findings), ScanClean: res.Report.Clean,
 		LostRevisions: [][2]int64{}, LostReasons: []string{}, PossiblyStale: []StaleKey{},
-		Uncertain: []UncertainRecord{}, LeftOut: []LeftOutKey{}, Conflicts: []Conflict{}, Ledger: []ResourceLedger{}, Notes: []string{}, Next: []string{},
+		Uncertain: []UncertainRecord{}, LeftOut: []LeftOutKey{}, Unverified: []UnverifiedRecord{}, Conflicts: []Conflict{}, Ledger: []ResourceLedger{}, Notes: []string{}, Next: []string{},
 	}
 	etcd := res.Report.Etcd
 	rep.ConsistentIndex, rep.Term = etcd.ConsistentIndex, etcd.Term
@@ -135,7 +135,8 @@ func FromScan(res *pagewalk.Result, in, out string, opts Options) (*Report, erro
 	published = true
 	lostRanges(res, ks, cr, rep)
 	judgeKeys(ks, rep, opts)
-	rep.Complete = len(rep.LostRevisions) == 0 && rep.Records.Uncertain == 0 && len(rep.Conflicts) == 0 && !anyDamagedBucket(rep)
+	settleUnverified(res, rep)
+	rep.Complete = len(rep.LostRevisions) == 0 && rep.Records.Uncertain == 0 && rep.UnverifiedCount == 0 && !anyDamagedBucket(rep)
 	nextSteps(rep)
 	return rep, nil
 }
@@ -390,6 +391,9 @@ func mergeKeyBucket(res *pagewalk.Result, cr *carveResult, w *dbWriter, rep *Rep
 		rep.Records.Written++
 		ks.sub(c.rev)
 		ks.wrote(c.etcdKey, c.rev)
+		if countHash(cr.copies[string(c.revKey)], valueHash(c.value)) < 2 {
+			noWitness(rep, c.etcdKey, c.rev)
+		}
 		return w.put(keyPath, c.revKey, c.value, 1.0)
 	}
 	var prevRev *pagewalk.Revision
@@ -420,14 +424,31 @@ func mergeKeyBucket(res *pagewalk.Result, cr *carveResult, w *dbWriter, rep *Rep
 				ci++
 			}
 			if ci < len(cr.recs) && bytes.Equal(cr.recs[ci].revKey, k) {
-				c := cr.recs[ci]
-				if bytes.Equal(c.value, v) {
+				if bytes.Equal(cr.recs[ci].value, v) {
 					rep.Records.Duplicates++
-				} else {
-					rep.Conflicts = append(rep.Conflicts, Conflict{Revision: rev, Pages: []uint64{c.page}, KeptFrom: "reached",
-						Different: "a carved copy differs from the reached record; kept the reached one"})
 				}
 				ci++
+			}
+			// A second witness: an identical carved copy. Copies that
+			// differ are settled by how many agree.
+			witnessed := false
+			if cs := cr.copies[string(k)]; len(cs) > 0 {
+				h := valueHash(v)
+				for _, c := range cs {
+					witnessed = witnessed || c.hash == h
+				}
+				if !witnessed && revOK {
+					nv, from, page, why := chooseCopy(res, k, rev, v, cs)
+					pages := make([]uint64, len(cs))
+					for j, x := range cs {
+						pages[j] = x.page
+					}
+					rep.Conflicts = append(rep.Conflicts, Conflict{Revision: rev, Pages: pages, KeptPage: page, KeptFrom: from, Different: why})
+					if from == "carved" {
+						v = nv
+						witnessed = countHash(cs, valueHash(nv)) >= 2
+					}
+				}
 			}
 			// etcd decodes every key-bucket record when it starts and
 			// panics on one it cannot: such a record is left out, and its
@@ -444,11 +465,15 @@ func mergeKeyBucket(res *pagewalk.Result, cr *carveResult, w *dbWriter, rep *Rep
 				return nil
 			}
 			if err != nil {
+				rep.Records.Inconsistent++
 				rep.Notes = appendCapped(rep.Notes, fmt.Sprintf("record %s decodes but is inconsistent (%v): kept as reached", rev, err))
 			}
 			rep.Records.Reached++
 			reachedBC.Reached++
 			rep.Records.Written++
+			if !witnessed {
+				noWitness(rep, kv.Key, rev)
+			}
 			ks.observe(kv.Key, rev, false)
 			ks.dense(rev.Main)
 			ks.sub(rev)

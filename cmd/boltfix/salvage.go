@@ -147,7 +147,10 @@ func printSalvage(w io.Writer, r *salvage.Report) {
 		prose(w, "", fmt.Sprintf("%d keys have their newest surviving record before a lost range (possibly stale or deleted): see --json possibly_stale", r.PossiblyStaleCount))
 	}
 	if len(r.Conflicts) > 0 {
-		fmt.Fprintf(w, "%d revisions had differing copies; see --json conflicts\n", len(r.Conflicts))
+		fmt.Fprintf(w, "%d revisions had differing copies: the value more copies agree on was kept; see --json conflicts\n", len(r.Conflicts))
+	}
+	if r.UnverifiedCount > 0 {
+		fmt.Fprintf(w, "%d records are unverified: %s; see --json unverified (boltfix repair checks them against the WAL where it reaches)\n", r.UnverifiedCount, r.UnverifiedReason)
 	}
 
 	ledgerTable(w, r.Ledger)

@@ -45,6 +45,10 @@ type carveResult struct {
 	// copies lists, per revision key, every carved copy of that record
 	// (docs/recovery.md: a second witness for a value).
 	copies map[string][]copyRef
+	// outside are the records on unreached pages inside the intact tree's
+	// range (one per revision, sorted after carving): the tree claims each
+	// is a copy of one it holds, or compaction garbage (treeClaim).
+	outside []carved
 }
 
 // leafPage is one unreached, valid key-bucket leaf: its revision keys in
@@ -62,12 +66,16 @@ func (l *leafPage) last() []byte  { return l.revs[len(l.revs)-1] }
 // readable elements are valid revision records, so the leaves of other
 // buckets (whose keys may happen to be 17 bytes) are not mistaken for it.
 // A cancelled ctx ends the loop early; the caller checks ctx after it.
-func carve(ctx context.Context, res *pagewalk.Result, progress Counter) *carveResult {
+func carve(ctx context.Context, res *pagewalk.Result, progress Counter, needAll bool) *carveResult {
 	cr := &carveResult{witness: map[string][]pagewalk.Revision{}, copies: map[string][]copyRef{}}
 	differ := map[string]bool{}
 	byRev := map[string]int{}
 	pageEdges := map[uint64][2]pagewalk.Revision{}
 	need := neededRanges(res)
+	if needAll {
+		need = keyRanges{all: true}
+	}
+	outsideSeen := map[string]bool{}
 	var buf []byte
 	cands := res.CarveCandidates()
 	cr.cands = len(cands)
@@ -133,6 +141,10 @@ func carve(ctx context.Context, res *pagewalk.Result, progress Counter) *carveRe
 				readable-- // judge the page by the records that matter
 				if err == nil {
 					cr.witness[string(kv.Key)] = append(cr.witness[string(kv.Key)], rev)
+					if !outsideSeen[string(e.Key)] {
+						outsideSeen[string(e.Key)] = true
+						cr.outside = append(cr.outside, carved{rev: rev, revKey: bytes.Clone(e.Key), etcdKey: bytes.Clone(kv.Key), lease: kv.Lease, page: pgid})
+					}
 				}
 				continue
 			}
@@ -191,6 +203,7 @@ func carve(ctx context.Context, res *pagewalk.Result, progress Counter) *carveRe
 		cr.conflicts = append(cr.conflicts, Conflict{Revision: c.rev, Pages: pages, KeptPage: c.page, KeptFrom: "carved", Different: why})
 	}
 	sort.Slice(cr.recs, func(i, j int) bool { return bytes.Compare(cr.recs[i].revKey, cr.recs[j].revKey) < 0 })
+	sort.Slice(cr.outside, func(i, j int) bool { return bytes.Compare(cr.outside[i].revKey, cr.outside[j].revKey) < 0 })
 	cr.branchPairs(res, pageEdges)
 	return cr
 }

@@ -247,7 +247,7 @@ func decideByTilingOrAbove(c carved, ks *keySpace, tilings []*tiling, open [][2]
 // that damage no tiling resolved may have lost records in.
 func unresolvedBelow(res *pagewalk.Result, ks *keySpace, tilings []*tiling) [][2]int64 {
 	var out [][2]int64
-	if res.Bucket("key") == nil || olderTree(res.Report) != "" {
+	if res.Bucket("key") == nil || olderTree(res.Report) != "" || ks.distrust != "" {
 		out = append(out, [2]int64{1, 0})
 	}
 	for i, f := range res.Report.Findings {
@@ -292,3 +292,57 @@ func truncated(r *pagewalk.Report) bool {
 
 // verdictHook, when set (by tests), sees every decision on a held record.
 var verdictHook func(rev pagewalk.Revision, key string, v verdict)
+
+// A tree that walks clean is a claim too: that it is the last state of the
+// key bucket. Records on unreached pages inside its range that it lacks
+// are, by its word, copies of records compaction removed. Each such record
+// is held to the same evidence as a carved one; one above the compaction
+// (never removed), or many below it with no sign of removal, mean the tree
+// is not the last state (a torn copy of the file, an overwritten root), and
+// it is not taken on its word (docs/recovery.md, "A tree is a claim").
+
+// treeClaimSlack is how many unexplained absent records a genuine last
+// state may show: objects deleted long ago whose tombstones are gone from
+// every page, while an old copy of their last record survives in a gap
+// between live leaves.
+const treeClaimSlack = 32
+
+// treeClaim says why the walked key bucket is not the last state of the
+// data, or "".
+func treeClaim(res *pagewalk.Result, cr *carveResult, ks *keySpace) string {
+	if len(ks.absentOutside) == 0 {
+		return ""
+	}
+	above, unexplained := 0, 0
+	var below []carved
+	for _, c := range ks.absentOutside {
+		if c.rev.Main > ks.compact {
+			above++
+		} else {
+			below = append(below, c)
+		}
+	}
+	leases, leasesKnown := leaseSet(res)
+	for _, v := range firstEvidence(below, ks, cr, leases, leasesKnown) {
+		if !v.dead() {
+			unexplained++
+		}
+	}
+	reached := 0
+	if kb := res.Bucket("key"); kb != nil {
+		reached = kb.Records
+	}
+	if treeClaimHook != nil {
+		treeClaimHook(above, unexplained, reached)
+	}
+	switch {
+	case above > 0:
+		return fmt.Sprintf("%d records above the compaction point lie outside the walked key bucket, inside its range: records there are never removed, so the tree is not the last state of the data", above)
+	case unexplained > max(treeClaimSlack, reached/50):
+		return fmt.Sprintf("%d records inside the walked key bucket's range are missing from it with no sign that compaction removed them (it holds %d): the tree is not the last state of the data", unexplained, reached)
+	}
+	return ""
+}
+
+// treeClaimHook, when set (by tests), sees the counts treeClaim judged.
+var treeClaimHook func(above, unexplained, reached int)

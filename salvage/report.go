@@ -13,6 +13,10 @@ type Report struct {
 	Aggressive bool   `json:"aggressive"`
 	// Source says which tree the mutable buckets came from.
 	Source string `json:"source"`
+	// TreeDistrusted, when set, says why the walked key bucket was not
+	// taken as the last state of the data: every record was carved and
+	// decided by evidence instead.
+	TreeDistrusted string `json:"tree_distrusted,omitempty"`
 	// Findings is the number of scan findings; ScanClean is true when the
 	// input had none.
 	Findings  int  `json:"scan_findings"`

@@ -57,6 +57,13 @@ func Run(in, out string, opts Options) (*Report, error) {
 // FromScan salvages from a finished scan. The Report is valid whenever
 // the error is nil, whatever was lost.
 func FromScan(res *pagewalk.Result, in, out string, opts Options) (*Report, error) {
+	return fromScan(res, in, out, opts, "")
+}
+
+// fromScan salvages; distrust, when set, says why the walked key bucket is
+// not taken as the last state of the data: every record is then carved and
+// decided by evidence, as if the whole bucket were damaged.
+func fromScan(res *pagewalk.Result, in, out string, opts Options, distrust string) (*Report, error) {
 	if opts.MaxListed == 0 {
 		opts.MaxListed = 10000
 	}
@@ -72,7 +79,7 @@ func FromScan(res *pagewalk.Result, in, out string, opts Options) (*Report, erro
 	if err := Interrupted(opts.Context, "carving"); err != nil {
 		return nil, err
 	}
-	cr := carve(opts.Context, res, opts.Progress)
+	cr := carve(opts.Context, res, opts.Progress, distrust != "")
 	if err := Interrupted(opts.Context, "carving"); err != nil {
 		return nil, err
 	}
@@ -107,12 +114,21 @@ func FromScan(res *pagewalk.Result, in, out string, opts Options) (*Report, erro
 		os.Remove(tmp)
 		return nil, err
 	}
+	rep.TreeDistrusted = distrust
 	if err := copyOtherBuckets(res, w, rep, isEtcd); err != nil {
 		return fail(err)
 	}
 	ks, err := mergeKeyBucket(res, cr, w, rep, opts)
 	if err != nil {
 		return fail(err)
+	}
+	if why := treeClaim(res, cr, ks); why != "" && distrust == "" {
+		// The tree that walked is not the last state of the data: start
+		// again, taking nothing on its word.
+		w.abort()
+		os.Remove(tmp)
+		published = true // nothing left to clean up
+		return fromScan(res, in, out, opts, why)
 	}
 	if err := w.close(); err != nil {
 		os.Remove(tmp)
@@ -265,6 +281,12 @@ type keySpace struct {
 	decided []int64
 	// decidedSubs are the sub-revisions decided per main revision.
 	decidedSubs map[int64][]int64
+	// distrust says why the walked key bucket was not taken as the last
+	// state (empty: it was).
+	distrust string
+	// absentOutside are records on unreached pages inside the intact
+	// tree's range that the tree lacks, in revision-key order.
+	absentOutside []carved
 	// ambiguous are main revisions of records under a tiled range that
 	// some fitting answers take as live and others not.
 	ambiguous []int64
@@ -363,7 +385,7 @@ var keyPath = [][]byte{[]byte("key")}
 // carved records below the compaction for judgement once every record has
 // been seen.
 func mergeKeyBucket(res *pagewalk.Result, cr *carveResult, w *dbWriter, rep *Report, opts Options) (*keySpace, error) {
-	ks := &keySpace{keys: map[string]*keyState{}, compact: rep.CompactRevision, prevMain: max(rep.CompactRevision, 1), subs: map[int64]*subInfo{}}
+	ks := &keySpace{keys: map[string]*keyState{}, compact: rep.CompactRevision, prevMain: max(rep.CompactRevision, 1), subs: map[int64]*subInfo{}, distrust: rep.TreeDistrusted}
 	for _, p := range cr.pairs {
 		ks.closes(p[0], p[1])
 	}
@@ -378,7 +400,7 @@ func mergeKeyBucket(res *pagewalk.Result, cr *carveResult, w *dbWriter, rep *Rep
 		reachedBC.Damaged = kb.Damaged
 	}
 	var held []carved
-	ci := 0
+	ci, oi := 0, 0
 	takeCarved := func(c carved) error {
 		ks.observe(c.etcdKey, c.rev, true)
 		ks.dense(c.rev.Main)
@@ -428,6 +450,13 @@ func mergeKeyBucket(res *pagewalk.Result, cr *carveResult, w *dbWriter, rep *Rep
 					rep.Records.Duplicates++
 				}
 				ci++
+			}
+			for oi < len(cr.outside) && bytes.Compare(cr.outside[oi].revKey, k) < 0 {
+				ks.absentOutside = append(ks.absentOutside, cr.outside[oi])
+				oi++
+			}
+			if oi < len(cr.outside) && bytes.Equal(cr.outside[oi].revKey, k) {
+				oi++
 			}
 			// A second witness: an identical carved copy. Copies that
 			// differ are settled by how many agree.
@@ -488,6 +517,7 @@ func mergeKeyBucket(res *pagewalk.Result, cr *carveResult, w *dbWriter, rep *Rep
 			return nil, err
 		}
 	}
+	ks.absentOutside = append(ks.absentOutside, cr.outside[oi:]...)
 	// Judge the held-back records now that every record has been seen.
 	if err := judgeHeld(res, cr, ks, held, w, rep, &reachedBC, opts); err != nil {
 		return nil, err
@@ -538,6 +568,9 @@ func lostRanges(res *pagewalk.Result, ks *keySpace, cr *carveResult, rep *Report
 	kb := res.Bucket("key")
 	if kb == nil {
 		damaged(1, 0, "the key bucket was not reached, every record was carved:")
+	}
+	if ks.distrust != "" {
+		damaged(1, max(C, 1), "the walked key bucket is not the last state of the data ("+ks.distrust+"), every record was carved:")
 	}
 	for i, f := range res.Report.Findings {
 		if f.Lost == nil || f.Lost.Revisions == nil || ks.tiled[i] {

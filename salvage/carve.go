@@ -40,10 +40,10 @@ type carveResult struct {
 	leaves []leafPage
 	// witness holds, per etcd key, the revisions of records on unreached
 	// pages inside the intact tree's range: they add nothing to the output
-	// but prove their key had a newer record (docs/recovery.md, Evidence).
+	// but prove their key had a newer record (docs/recovery.md §3, "Evidence about a carved record").
 	witness map[string][]pagewalk.Revision
 	// copies lists, per revision key, every carved copy of that record
-	// (docs/recovery.md: a second witness for a value).
+	// (docs/recovery.md §3, "Damage that hides in values").
 	copies map[string][]copyRef
 	// outside are the records on unreached pages inside the intact tree's
 	// range (one per revision, sorted after carving): the tree claims each

@@ -15,7 +15,7 @@ import (
 // Keeping garbage can bring a deleted object back; leaving a live record out
 // loses an object that exists only in the db (the WAL no longer reaches
 // back that far). Each record is decided by what the file proves, and the
-// proof is counted in the report (docs/recovery.md, "Evidence about a
+// proof is counted in the report (docs/recovery.md §3, "Evidence about a
 // carved record").
 
 // verdict is the decision on one carved record below the compaction.
@@ -299,7 +299,7 @@ var verdictHook func(rev pagewalk.Revision, key string, v verdict)
 // is held to the same evidence as a carved one; one above the compaction
 // (never removed), or many below it with no sign of removal, mean the tree
 // is not the last state (a torn copy of the file, an overwritten root), and
-// it is not taken on its word (docs/recovery.md, "A tree is a claim").
+// it is not taken on its word (docs/recovery.md §3, "A tree is a claim").
 
 // treeClaimSlack is how many unexplained absent records a genuine last
 // state may show: objects deleted long ago whose tombstones are gone from

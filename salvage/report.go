@@ -152,7 +152,7 @@ type LeftOutKey struct {
 }
 
 // EvidenceCounts counts the carved records below the compaction point by the
-// evidence that decided them (docs/recovery.md, "Evidence").
+// evidence that decided them (docs/recovery.md §3, "Evidence about a carved record").
 type EvidenceCounts struct {
 	// Compacted: proven deleted by compaction.
 	SupersededNewer int `json:"superseded_by_newer_record"` // a newer record of the key at or below the compaction

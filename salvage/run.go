@@ -171,7 +171,7 @@ func compactRevision(res *pagewalk.Result, e *pagewalk.EtcdSummary) (int64, stri
 	switch {
 	case e.ScheduledCompact != nil && (e.FinishedCompact == nil || *e.ScheduledCompact > *e.FinishedCompact):
 		// An interrupted compaction: etcd finishes it when it starts, so
-		// what it would remove is judged against it (docs/recovery.md).
+		// what it would remove is judged against it (docs/recovery.md §3).
 		return *e.ScheduledCompact, "meta/scheduledCompactRev (a compaction etcd finishes when it starts)"
 	case e.FinishedCompact != nil:
 		return *e.FinishedCompact, "meta/finishedCompactRev"

@@ -7,8 +7,8 @@ import (
 	"github.com/boltfix/boltfix/pagewalk"
 )
 
-// The live tiling of a damaged range (docs/recovery.md, "Evidence about a
-// carved record"). When a branch element's pointer is lost (zeroed, out of
+// The live tiling of a damaged range (docs/recovery.md §3, "The live
+// tiling of a damaged range"). When a branch element's pointer is lost (zeroed, out of
 // range) but the page it pointed to is intact, the live subtree is still on
 // disk, orphaned, next to older copies of the same key range in free pages.
 // The live pages under a run of m lost elements are exactly m nodes of the

@@ -15,7 +15,7 @@ import (
 // free pages), or, in repair, the WAL entry that wrote it. When the scan
 // shows damage that can reach value bytes unseen, every record without a
 // second witness is reported unverified; where copies differ, the one more
-// witnesses agree on is kept (docs/recovery.md, "Damage that hides in
+// witnesses agree on is kept (docs/recovery.md §3, "Damage that hides in
 // values").
 
 // copyRef is one carved copy of a revision record: the hash of its value

@@ -110,7 +110,7 @@ func Collect(res *pagewalk.Result, opts Options) (*Result, error) {
 			if err != nil {
 				continue // the scan reported it
 			}
-			for i := 0; i < int(n.Count); i++ {
+			for i := 0; i < leafCount(n); i++ {
 				e, fe := n.Leaf(i)
 				if fe != nil || e.IsBucket() {
 					continue
@@ -161,7 +161,7 @@ func (c *collector) carve(res *pagewalk.Result, buf []byte) {
 		}
 		recs = recs[:0]
 		readable := 0
-		for i := 0; i < int(n.Count); i++ {
+		for i := 0; i < leafCount(n); i++ {
 			e, fe := n.Leaf(i)
 			if fe != nil {
 				continue
@@ -183,6 +183,13 @@ func (c *collector) carve(res *pagewalk.Result, buf []byte) {
 			c.add(r.k, r.v, pgid, false)
 		}
 	}
+}
+
+// leafCount is the number of leaf elements whose headers fit in the node:
+// a count from disk past that would only yield an error per element.
+func leafCount(n *pagewalk.Node) int {
+	fit := (len(n.Data) - pagewalk.PageHeaderSize) / pagewalk.LeafElementSize
+	return max(0, min(int(n.Count), fit))
 }
 
 // add records one copy of a key-bucket record if its key is selected.

@@ -32,7 +32,7 @@ type DecodeError struct {
 	Err      error  // wraps a sentinel above
 }
 
-func (e *DecodeError) Error() string { return e.Encoding + ": " + e.Err.Error() }
+func (e *DecodeError) Error() string { return e.Err.Error() }
 func (e *DecodeError) Unwrap() error { return e.Err }
 
 func decodeErr(enc string, sentinel error, format string, args ...any) *DecodeError {

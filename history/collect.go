@@ -350,11 +350,16 @@ func (k *Key) Newest() *Version {
 	return nil
 }
 
-// At returns the version in effect at revision rev: the newest record at
-// or below rev, nil when that is a tombstone or there is none. lost says
-// the key existed at rev (a newer record was created at or before it) but
-// no record of that version was found.
-func (k *Key) At(rev int64) (v *Version, lost bool) {
+// At returns the version in effect at revision rev (compact is the
+// compaction revision): the newest record at or below rev, nil when that
+// is a tombstone or there is none. lost says the key existed at rev (a
+// newer record was created at or before it) but no record of that version
+// was found. uncertain says the file cannot vouch for v at rev: it comes
+// from a free page, where versions between it and rev may have been
+// compacted away, or it is the newest version of a key whose tombstone was
+// compacted (the key was deleted at some revision up to compact, perhaps
+// before rev).
+func (k *Key) At(rev, compact int64) (v *Version, lost, uncertain bool) {
 	for i := len(k.Versions) - 1; i >= 0; i-- {
 		w := &k.Versions[i]
 		if w.Revision.Main > rev {
@@ -364,9 +369,21 @@ func (k *Key) At(rev int64) (v *Version, lost bool) {
 			continue
 		}
 		if w.Tombstone {
-			return nil, false
+			return nil, false, false
 		}
-		return w, false
+		if i == len(k.Versions)-1 && k.State == Deleted {
+			// Deleted, its tombstone compacted: the delete came at or
+			// before compact.
+			if rev >= compact {
+				return nil, false, false
+			}
+			return w, false, true
+		}
+		// Under damage nothing is vouched for; else only a version from a
+		// free page followed by another from a free page (or by nothing)
+		// can hide a compacted version between them.
+		free := !w.Reached && (i == len(k.Versions)-1 || !k.Versions[i+1].Reached)
+		return w, false, free || k.State == Unknown
 	}
-	return nil, lost
+	return nil, lost, false
 }

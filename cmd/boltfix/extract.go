@@ -129,11 +129,14 @@ type extractReport struct {
 }
 
 type extractedObject struct {
-	Key            string           `json:"key"`
-	Revision       int64            `json:"revision"`
-	Object         kube.Object      `json:"object"`
-	State          history.State    `json:"state"`
-	DeletedAt      int64            `json:"deleted_at,omitempty"`
+	Key       string        `json:"key"`
+	Revision  int64         `json:"revision"`
+	Object    kube.Object   `json:"object"`
+	State     history.State `json:"state"`
+	DeletedAt int64         `json:"deleted_at,omitempty"`
+	// NewerMayBeLost: --deleted: a newer version may have existed and
+	// been lost; --rev: the file cannot vouch that this version was the
+	// one in effect at that revision.
 	NewerMayBeLost bool             `json:"newer_may_be_lost"`
 	Encryption     *kube.Encryption `json:"encryption,omitempty"`
 }
@@ -184,7 +187,8 @@ func extractFunc(stdout, stderr io.Writer, arg string, o extractOptions) error {
 	}
 	var items []map[string]any
 	for _, k := range h.Keys {
-		v := selectVersion(k, o, rep)
+		mayBeLost := o.deleted && k.NewerMayBeLost
+		v := selectVersion(k, o, rep, &mayBeLost)
 		if v == nil {
 			continue
 		}
@@ -197,10 +201,8 @@ func extractFunc(stdout, stderr io.Writer, arg string, o extractOptions) error {
 			rep.Undecodable = append(rep.Undecodable, extractSkip{Key: k.Key, Revision: v.Revision.Main, Object: obj, Reason: reason})
 			continue
 		}
-		eo := extractedObject{Key: k.Key, Revision: v.Revision.Main, Object: *obj, State: v.State, DeletedAt: k.DeletedAt, Encryption: obj.Encryption}
-		if o.deleted {
-			eo.NewerMayBeLost = k.NewerMayBeLost
-		}
+		eo := extractedObject{Key: k.Key, Revision: v.Revision.Main, Object: *obj, State: v.State, DeletedAt: k.DeletedAt,
+			NewerMayBeLost: mayBeLost, Encryption: obj.Encryption}
 		rep.Objects = append(rep.Objects, eo)
 		if obj.Kind == "Secret" {
 			rep.Secrets++
@@ -233,7 +235,9 @@ func extractFunc(stdout, stderr io.Writer, arg string, o extractOptions) error {
 
 // selectVersion picks the version of k the options ask for, or nil; keys
 // that the selection wants but cannot have are noted in rep.
-func selectVersion(k *history.Key, o extractOptions, rep *extractReport) *history.Version {
+// mayBeLost is set when the file cannot vouch that the version picked is
+// the one in effect (--rev below what the tree holds).
+func selectVersion(k *history.Key, o extractOptions, rep *extractReport, mayBeLost *bool) *history.Version {
 	if o.deleted {
 		switch k.State {
 		case history.Live:
@@ -244,9 +248,12 @@ func selectVersion(k *history.Key, o extractOptions, rep *extractReport) *histor
 		}
 	}
 	if o.rev > 0 {
-		v, lost := k.At(o.rev)
+		v, lost, uncertain := k.At(o.rev, rep.CompactRevision)
 		if lost {
 			rep.Missing = append(rep.Missing, extractSkip{Key: k.Key, Reason: fmt.Sprintf("existed at revision %d; no record of that version is on disk", o.rev)})
+		}
+		if uncertain {
+			*mayBeLost = true
 		}
 		return v
 	}
@@ -376,7 +383,11 @@ func printExtract(w io.Writer, r *extractReport) {
 		fmt.Fprintf(w, "%d Secrets printed: their data is only base64-encoded; keep the output safe\n", r.Secrets)
 	}
 	if lost > 0 {
-		fmt.Fprintf(w, "%d objects are at the newest version found on disk, but a newer version may have existed and been lost (see boltfix history)\n", lost)
+		if r.Rev > 0 {
+			fmt.Fprintf(w, "%d objects come from free pages below the compaction revision: a version in effect at %d may have been lost (see boltfix history)\n", lost, r.Rev)
+		} else {
+			fmt.Fprintf(w, "%d objects are at the newest version found on disk, but a newer version may have existed and been lost (see boltfix history)\n", lost)
+		}
 	}
 	for _, u := range r.Undecodable {
 		fmt.Fprintf(w, "could not decode %s (revision %d): %s\n", u.Key, u.Revision, u.Reason)

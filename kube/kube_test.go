@@ -36,7 +36,7 @@ func canon(t *testing.T, v any) string {
 // the protobuf envelope through the scheme, the CRD's JSON, and the
 // aescbc-encrypted secrets with the fixture's EncryptionConfiguration.
 func TestDecodeFixtureObjects(t *testing.T) {
-	_, truth := fixtures.CachedKube(t, "default", fixtures.DefaultKubeWorkload())
+	_, truth := fixtures.CachedKubeObjects(t, "default", fixtures.DefaultKubeObjectsWorkload())
 	kr, err := ParseEncryptionConfig([]byte(fixtures.KubeEncryptionConfig))
 	if err != nil {
 		t.Fatal(err)
@@ -74,7 +74,7 @@ func TestDecodeFixtureObjects(t *testing.T) {
 }
 
 func TestDescribe(t *testing.T) {
-	_, truth := fixtures.CachedKube(t, "default", fixtures.DefaultKubeWorkload())
+	_, truth := fixtures.CachedKubeObjects(t, "default", fixtures.DefaultKubeObjectsWorkload())
 	for k, o := range truth.Deleted {
 		d, err := Describe(o.Value)
 		if o.Encrypted {

@@ -20,9 +20,9 @@ import (
 
 // kubeDir is a private copy of the Kubernetes fixture and its
 // EncryptionConfiguration file.
-func kubeDir(t *testing.T) (dir, encConfig string, truth *fixtures.KubeTruth) {
+func kubeDir(t *testing.T) (dir, encConfig string, truth *fixtures.KubeObjectsTruth) {
 	t.Helper()
-	dir, truth = fixtures.CachedKube(t, "default", fixtures.DefaultKubeWorkload())
+	dir, truth = fixtures.CachedKubeObjects(t, "default", fixtures.DefaultKubeObjectsWorkload())
 	encConfig = filepath.Join(t.TempDir(), "encryption.yaml")
 	if err := fixtures.WriteKubeEncryptionConfig(encConfig); err != nil {
 		t.Fatal(err)
@@ -358,7 +358,7 @@ func TestHistoryExtractDamaged(t *testing.T) {
 // holds bbolt's lock) and finds every live object under a prefix, at the
 // revision the client reads; writes while it reads are reported, never
 // fatal. extract --rev R above the compaction revision gives exactly the
-// objects etcd serves at R.
+// objects etcd served at R.
 func TestHistoryRunningEtcd(t *testing.T) {
 	dir, _, truth := kubeDir(t)
 	srv, err := fixtures.StartEtcd(dir)
@@ -404,6 +404,11 @@ func TestHistoryRunningEtcd(t *testing.T) {
 	served := map[string]int64{}
 	for _, kv := range resp.Kvs {
 		served[string(kv.Key)] = kv.ModRevision
+	}
+	// Stopped first: a running etcd may write while extract reads, and
+	// then the report rightly says the file changed (exit 1).
+	if err := srv.Close(); err != nil {
+		t.Fatal(err)
 	}
 	rep2, _ := extracted(t, ExitClean, dir, "--prefix", kube.RegistryPrefix, "--rev", strconv.FormatInt(at, 10), "--encryption-config", encConfigFor(t))
 	if len(rep2.Objects) != len(served) || len(rep2.Missing) != 0 || len(served) == 0 {

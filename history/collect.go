@@ -65,6 +65,9 @@ type Result struct {
 	Conflicts      int `json:"conflicts"`
 	CandidatePages int `json:"candidate_pages"` // unreached leaf pages read
 	CarvedPages    int `json:"carved_pages"`    // of them, key-bucket pages
+	// RawRecords: records found in pages no node header describes (the
+	// freed continuation pages of a node rewritten smaller).
+	RawRecords int `json:"raw_records"`
 	// KeyBucketDamaged: the scan found damage in the key bucket (or did
 	// not reach it): versions there are unknown rather than judged.
 	KeyBucketDamaged bool `json:"key_bucket_damaged"`
@@ -119,7 +122,17 @@ func Collect(res *pagewalk.Result, opts Options) (*Result, error) {
 			}
 		}
 	}
-	c.carve(res, buf)
+	covered := make([]bool, res.File.PageCount())
+	for pgid := range covered {
+		if _, ok := res.Reached(uint64(pgid)); ok {
+			covered[pgid] = true
+		}
+	}
+	for _, pgid := range res.UnreachedBranches() {
+		covered[pgid] = true // written whole from a zeroed buffer
+	}
+	c.carve(res, buf, covered)
+	c.rawScan(res, covered)
 	u := uncertainRanges(res)
 	c.res.KeyBucketDamaged = u.all || len(u.iv) > 0
 	var last []byte
@@ -141,7 +154,7 @@ func (c *collector) progress() {
 // page only when most of its readable elements are valid revision
 // records, so the leaves of other buckets (whose keys may happen to be 17
 // bytes long) are not mistaken for it.
-func (c *collector) carve(res *pagewalk.Result, buf []byte) {
+func (c *collector) carve(res *pagewalk.Result, buf []byte, covered []bool) {
 	cands := res.CarveCandidates()
 	c.res.CandidatePages = len(cands)
 	type rec struct{ k, v []byte }
@@ -158,6 +171,11 @@ func (c *collector) carve(res *pagewalk.Result, buf []byte) {
 		buf = nb
 		if err != nil {
 			continue
+		}
+		// The node's pages are read through its elements: the raw scan
+		// need not look at them again.
+		for p := pgid; p < uint64(len(covered)) && p < pgid+uint64((len(n.Data)+res.File.PageSize-1)/res.File.PageSize); p++ {
+			covered[p] = true
 		}
 		recs = recs[:0]
 		readable := 0

@@ -1,7 +1,10 @@
 package history
 
 import (
+	"bytes"
 	"testing"
+
+	"google.golang.org/protobuf/encoding/protowire"
 
 	"github.com/boltfix/boltfix/pagewalk"
 )
@@ -78,5 +81,50 @@ func TestAt(t *testing.T) {
 	}
 	if v, lost, unsure := k.At(25, 5); v == nil || lost || unsure {
 		t.Errorf("At(25) = %+v %v %v", v, lost, unsure)
+	}
+}
+
+// TestRawRecord finds a put record in headerless bytes and refuses near
+// misses: a mod_revision that is not the record's revision, a key outside
+// the prefix, fields out of etcd's order.
+func TestRawRecord(t *testing.T) {
+	kv := func(key string, mod uint64, value string, lease uint64) []byte {
+		var b []byte
+		b = protowire.AppendTag(b, 1, protowire.BytesType)
+		b = protowire.AppendString(b, key)
+		for i, x := range []uint64{3, mod, 2} {
+			b = protowire.AppendTag(b, protowire.Number(2+i), protowire.VarintType)
+			b = protowire.AppendVarint(b, x)
+		}
+		if value != "" {
+			b = protowire.AppendTag(b, 5, protowire.BytesType)
+			b = protowire.AppendString(b, value)
+		}
+		if lease != 0 {
+			b = protowire.AppendTag(b, 6, protowire.VarintType)
+			b = protowire.AppendVarint(b, lease)
+		}
+		return b
+	}
+	rk := pagewalk.RevisionKey(pagewalk.Revision{Main: 77})
+	good := kv("/registry/a", 77, "v", 9)
+	page := append(append(append([]byte("garbage_bytes\x00"), rk...), good...), pagewalk.RevisionKey(pagewalk.Revision{Main: 78})...)
+	c := &collector{opts: Options{Prefix: []byte("/registry/")}, byRev: map[string]*Version{}, keyOf: map[*Version]string{}, res: &Result{}}
+	c.scanWindow(page, len(page), 5, 4096)
+	if c.res.RawRecords != 1 || c.res.Records != 1 {
+		t.Fatalf("found %d raw records", c.res.RawRecords)
+	}
+	v := c.byRev[string(rk)]
+	if v == nil || string(v.Value) != "v" || v.Lease != 9 || v.Pages[0] != 5 {
+		t.Fatalf("record %+v", v)
+	}
+	for name, b := range map[string][]byte{
+		"mod is not the revision": append(bytes.Clone(rk), kv("/registry/a", 76, "v", 0)...),
+		"outside the prefix":      append(bytes.Clone(rk), kv("/other/a", 77, "v", 0)...),
+		"fields out of order":     append(bytes.Clone(rk), protowire.AppendVarint(protowire.AppendTag(nil, 3, protowire.VarintType), 77)...),
+	} {
+		if _, _, ok := rawRecord(b, []byte("/registry/")); ok {
+			t.Errorf("%s: accepted", name)
+		}
 	}
 }

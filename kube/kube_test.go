@@ -11,6 +11,7 @@ import (
 
 	"github.com/boltfix/boltfix/fixtures"
 	"golang.org/x/crypto/nacl/secretbox"
+	"google.golang.org/protobuf/encoding/protowire"
 )
 
 // canon renders v as JSON with sorted keys, so that a decoded object and
@@ -175,5 +176,32 @@ func TestParseEncryptionAndKey(t *testing.T) {
 	}
 	if _, err := Decode(nil, []byte("\x00\x01garbage"), nil); !errors.Is(err, ErrNotKubernetes) {
 		t.Fatalf("garbage: %v", err)
+	}
+}
+
+// A protobuf value of a type the scheme lacks (an aggregated API, a newer
+// Kubernetes) still names its apiVersion, kind, namespace and name.
+func TestUnknownTypeFallsBackToEnvelope(t *testing.T) {
+	var meta []byte
+	meta = protowire.AppendTag(meta, 1, protowire.BytesType)
+	meta = protowire.AppendString(meta, "gadget-1")
+	meta = protowire.AppendTag(meta, 3, protowire.BytesType)
+	meta = protowire.AppendString(meta, "ns")
+	var raw []byte
+	raw = protowire.AppendTag(raw, 1, protowire.BytesType)
+	raw = protowire.AppendBytes(raw, meta)
+	var tm []byte
+	tm = protowire.AppendTag(tm, 1, protowire.BytesType)
+	tm = protowire.AppendString(tm, "gadgets.example.com/v1")
+	tm = protowire.AppendTag(tm, 2, protowire.BytesType)
+	tm = protowire.AppendString(tm, "Gadget")
+	v := []byte("k8s\x00")
+	v = protowire.AppendTag(v, 1, protowire.BytesType)
+	v = protowire.AppendBytes(v, tm)
+	v = protowire.AppendTag(v, 2, protowire.BytesType)
+	v = protowire.AppendBytes(v, raw)
+	o, err := Describe(v)
+	if !errors.Is(err, ErrUnknownType) || o.APIVersion != "gadgets.example.com/v1" || o.Kind != "Gadget" || o.Namespace != "ns" || o.Name != "gadget-1" || o.Content != nil {
+		t.Fatalf("%+v %v", o, err)
 	}
 }

@@ -154,31 +154,41 @@ func FuzzHistory(f *testing.F) {
 	f.Add(uint8(1), []byte{1, 0, 5, 0, 3, 0, 0, 0})
 	f.Add(uint8(2), []byte{2, 0, 4, 0, 0, 0, 0, 0})
 	f.Add(uint8(0), []byte{4, 12, 3, 0, 0xff, 0xff, 0, 0})
-	f.Fuzz(func(t *testing.T, which uint8, edits []byte) {
-		dbs := builtSeeds(t)
-		b := applyEdits(dbs[int(which)%len(dbs)], edits)
-		if len(b) > maxInput {
-			t.Skip()
-		}
-		stop := watchdog("history.Collect", len(b))
-		defer stop()
-		file, err := pagewalk.NewFile(bytes.NewReader(b), int64(len(b)))
-		if err != nil {
-			return
-		}
-		res, err := file.Scan(pagewalk.Options{})
-		if err != nil {
-			t.Fatalf("scan: %v", err) // FuzzScan holds Scan to its budget
-		}
-		var h *history.Result
-		checkAlloc(t, b, allocBudget(len(b)), "history.Collect", func() {
-			h, err = history.Collect(res, history.Options{})
-		})
-		if err != nil {
-			t.Fatalf("collect: %v", err)
-		}
-		checkHistory(t, h)
+	f.Fuzz(checkHistoryEdits)
+}
+
+// checkHistoryEdits is FuzzHistory's body, shared with named regressions.
+func checkHistoryEdits(t *testing.T, which uint8, edits []byte) {
+	dbs := builtSeeds(t)
+	b := applyEdits(dbs[int(which)%len(dbs)], edits)
+	if len(b) > maxInput {
+		t.Skip()
+	}
+	stop := watchdog("history.Collect", len(b))
+	defer stop()
+	file, err := pagewalk.NewFile(bytes.NewReader(b), int64(len(b)))
+	if err != nil {
+		return
+	}
+	res, err := file.Scan(pagewalk.Options{})
+	if err != nil {
+		t.Fatalf("scan: %v", err) // FuzzScan holds Scan to its budget
+	}
+	var h *history.Result
+	checkAlloc(t, b, allocBudget(len(b)), "history.Collect", func() {
+		h, err = history.Collect(res, history.Options{})
 	})
+	if err != nil {
+		t.Fatalf("collect: %v", err)
+	}
+	checkHistory(t, h)
+}
+
+// Fixed: history read every leaf element up to a node's count from disk,
+// and each element past the node cost a FormatError: 84 bytes allocated
+// per input byte (testdata/fuzz/FuzzHistory/47932594dd4a27e3).
+func TestIssueHistoryLeafCount(t *testing.T) {
+	checkHistoryEdits(t, 0, []byte("X2000\xa600"))
 }
 
 func checkHistory(t *testing.T, h *history.Result) {

@@ -2,6 +2,7 @@ package history
 
 import (
 	"bytes"
+	"context"
 	"sort"
 
 	"github.com/boltfix/boltfix/pagewalk"
@@ -51,6 +52,9 @@ type Options struct {
 	Exact  bool
 	// Progress, if set, is told about every page read.
 	Progress pagewalk.Counter
+	// Context, if set, ends Collect early with its error when it is
+	// cancelled (the CLI cancels it on SIGINT/SIGTERM).
+	Context context.Context
 }
 
 // Result is every version found of every key selected.
@@ -82,6 +86,7 @@ const maxPages = 8
 
 type collector struct {
 	opts  Options
+	pages int                 // pages read so far
 	byRev map[string]*Version // revision key -> version
 	keyOf map[*Version]string
 	res   *Result
@@ -108,6 +113,9 @@ func Collect(res *pagewalk.Result, opts Options) (*Result, error) {
 		}
 		for _, pgid := range kb.Leaves {
 			c.progress()
+			if err := c.cancelled(); err != nil {
+				return nil, err
+			}
 			n, nb, err := res.File.ReadNodeInto(pgid, buf, maxNode)
 			buf = nb
 			if err != nil {
@@ -131,8 +139,12 @@ func Collect(res *pagewalk.Result, opts Options) (*Result, error) {
 	for _, pgid := range res.UnreachedBranches() {
 		covered[pgid] = true // written whole from a zeroed buffer
 	}
-	c.carve(res, buf, covered)
-	c.rawScan(res, covered)
+	if err := c.carve(res, buf, covered); err != nil {
+		return nil, err
+	}
+	if err := c.rawScan(res, covered); err != nil {
+		return nil, err
+	}
 	u := uncertainRanges(res)
 	c.res.KeyBucketDamaged = u.all || len(u.iv) > 0
 	var last []byte
@@ -148,19 +160,32 @@ func (c *collector) progress() {
 	if c.opts.Progress != nil {
 		c.opts.Progress.Add(1)
 	}
+	c.pages++
+}
+
+// cancelled reports the context's error, looked at on the first page read
+// and every 1024 pages after it.
+func (c *collector) cancelled() error {
+	if c.opts.Context == nil || (c.pages-1)%1024 != 0 {
+		return nil
+	}
+	return c.opts.Context.Err()
 }
 
 // carve reads every unreached leaf page. A page counts as a key-bucket
 // page only when most of its readable elements are valid revision
 // records, so the leaves of other buckets (whose keys may happen to be 17
 // bytes long) are not mistaken for it.
-func (c *collector) carve(res *pagewalk.Result, buf []byte, covered []bool) {
+func (c *collector) carve(res *pagewalk.Result, buf []byte, covered []bool) error {
 	cands := res.CarveCandidates()
 	c.res.CandidatePages = len(cands)
 	type rec struct{ k, v []byte }
 	var recs []rec
 	for _, pgid := range cands {
 		c.progress()
+		if err := c.cancelled(); err != nil {
+			return err
+		}
 		// A page whose header names another page is read as one page:
 		// its overflow count is as suspect as its id.
 		limit := int64(maxNode)
@@ -201,6 +226,7 @@ func (c *collector) carve(res *pagewalk.Result, buf []byte, covered []bool) {
 			c.add(r.k, r.v, pgid, false)
 		}
 	}
+	return nil
 }
 
 // leafCount is the number of leaf elements whose headers fit in the node:

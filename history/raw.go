@@ -28,7 +28,7 @@ const (
 )
 
 // rawScan scans the pages not covered (by the tree or a carved node).
-func (c *collector) rawScan(res *pagewalk.Result, covered []bool) {
+func (c *collector) rawScan(res *pagewalk.Result, covered []bool) error {
 	ps := res.File.PageSize
 	var win []byte  // bytes of the current run of uncovered pages
 	var base uint64 // page id of win[0]
@@ -56,6 +56,9 @@ func (c *collector) rawScan(res *pagewalk.Result, covered []bool) {
 			continue
 		}
 		c.progress()
+		if err := c.cancelled(); err != nil {
+			return err
+		}
 		n, nb, err := res.File.ReadNodeInto(pgid, nbuf, int64(ps))
 		nbuf = nb
 		if err != nil {
@@ -83,6 +86,7 @@ func (c *collector) rawScan(res *pagewalk.Result, covered []bool) {
 	if len(win) > 0 {
 		flush(true)
 	}
+	return nil
 }
 
 // scanWindow tries every '_' in b that could be byte 8 of a revision key

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -96,7 +97,7 @@ EXIT STATUS
 			if err := o.Validate(); err != nil {
 				return cantRun(err)
 			}
-			return extractFunc(cmd.OutOrStdout(), cmd.ErrOrStderr(), args[0], o)
+			return extractFunc(cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr(), args[0], o)
 		},
 	}
 	o.AddFlags(cmd)
@@ -148,7 +149,7 @@ type extractSkip struct {
 	Reason   string       `json:"reason"`
 }
 
-func extractFunc(stdout, stderr io.Writer, arg string, o extractOptions) error {
+func extractFunc(ctx context.Context, stdout, stderr io.Writer, arg string, o extractOptions) error {
 	var kr *kube.Keyring
 	if o.encryptionConfig != "" {
 		var err error
@@ -165,12 +166,15 @@ func extractFunc(stdout, stderr io.Writer, arg string, o extractOptions) error {
 			return cantRun(err)
 		}
 	}
-	res, path, err := scanDB(stderr, path)
+	bar := newProgress(stderr)
+	defer bar.Done()
+	res, path, err := scanDB(ctx, bar, path)
 	if err != nil {
 		return cantRun(err)
 	}
 	defer res.File.Close()
-	h, err := history.Collect(res, history.Options{Prefix: []byte(o.prefix)})
+	h, err := collect(ctx, bar, res, o.prefix, false)
+	bar.Done()
 	if err != nil {
 		return cantRun(err)
 	}

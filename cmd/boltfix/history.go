@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"strconv"
@@ -64,7 +65,7 @@ EXIT STATUS
 			if exact {
 				prefix = args[1]
 			}
-			return historyFunc(cmd.OutOrStdout(), cmd.ErrOrStderr(), args[0], prefix, exact, o)
+			return historyFunc(cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr(), args[0], prefix, exact, o)
 		},
 	}
 	o.AddFlags(cmd)
@@ -97,8 +98,9 @@ type historyVersion struct {
 	Undecodable string `json:"undecodable,omitempty"`
 }
 
-// scanDB opens and scans the db behind arg, with a progress bar.
-func scanDB(stderr io.Writer, arg string) (*pagewalk.Result, string, error) {
+// scanDB opens and scans the db behind arg, with a progress bar; the
+// caller ends the bar and closes res.File.
+func scanDB(ctx context.Context, bar *progress, arg string) (*pagewalk.Result, string, error) {
 	path, err := resolveDB(arg)
 	if err != nil {
 		return nil, "", err
@@ -107,9 +109,8 @@ func scanDB(stderr io.Writer, arg string) (*pagewalk.Result, string, error) {
 	if err != nil {
 		return nil, "", err
 	}
-	bar := newProgress(stderr, int64(f.PageCount()), "scanning")
-	res, err := f.Scan(pagewalk.Options{Progress: bar})
-	bar.Done()
+	bar.Phase("scanning", int64(f.PageCount()))
+	res, err := f.Scan(pagewalk.Options{Progress: bar, Context: ctx})
 	if err != nil {
 		f.Close()
 		return nil, "", err
@@ -117,14 +118,22 @@ func scanDB(stderr io.Writer, arg string) (*pagewalk.Result, string, error) {
 	return res, path, nil
 }
 
-func historyFunc(stdout, stderr io.Writer, arg, prefix string, exact bool, o historyOptions) error {
-	res, path, err := scanDB(stderr, arg)
+// collect runs history.Collect with a progress phase over every page it
+// may read.
+func collect(ctx context.Context, bar *progress, res *pagewalk.Result, prefix string, exact bool) (*history.Result, error) {
+	bar.Phase("collecting", int64(res.File.PageCount()))
+	return history.Collect(res, history.Options{Prefix: []byte(prefix), Exact: exact, Progress: bar, Context: ctx})
+}
+
+func historyFunc(ctx context.Context, stdout, stderr io.Writer, arg, prefix string, exact bool, o historyOptions) error {
+	bar := newProgress(stderr)
+	defer bar.Done()
+	res, path, err := scanDB(ctx, bar, arg)
 	if err != nil {
 		return cantRun(err)
 	}
 	defer res.File.Close()
-	bar := newProgress(stderr, int64(len(res.CarveCandidates())), "collecting")
-	h, err := history.Collect(res, history.Options{Prefix: []byte(prefix), Exact: exact, Progress: bar})
+	h, err := collect(ctx, bar, res, prefix, exact)
 	bar.Done()
 	if err != nil {
 		return cantRun(err)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sort"
 
+	"github.com/boltfix/boltfix/kube"
 	"github.com/boltfix/boltfix/pagewalk"
 )
 
@@ -193,7 +194,11 @@ func judgeHeld(res *pagewalk.Result, cr *carveResult, ks *keySpace, held []carve
 				rep.Uncertain = append(rep.Uncertain, UncertainRecord{Revision: c.rev, Key: string(c.etcdKey), Page: c.page, Kept: opts.Aggressive, Reason: uncertainReason(c, ks.compact)})
 			}
 			if !opts.Aggressive {
-				ks.keys[string(c.etcdKey)].uncertain = true
+				s := ks.keys[string(c.etcdKey)]
+				s.uncertain = true
+				if o, err := kube.Describe(c.value); err == nil {
+					s.leftOutObj = o.String()
+				}
 				bc.LeftOut++
 				continue
 			}

@@ -2,6 +2,8 @@ package salvage
 
 import (
 	"fmt"
+
+	"github.com/boltfix/boltfix/kube"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -38,7 +40,7 @@ func judgeKeys(ks *keySpace, rep *Report, opts Options) {
 					l.LeftOut++
 				}
 				if len(rep.LeftOut) < opts.MaxListed {
-					rep.LeftOut = append(rep.LeftOut, LeftOutKey{Key: k, Revision: s.latest.Main,
+					rep.LeftOut = append(rep.LeftOut, LeftOutKey{Key: k, Revision: s.latest.Main, Object: s.leftOutObj,
 						Reason: "its only records on disk were left out: no evidence whether compaction kept them (see uncertain; --aggressive keeps them)"})
 				}
 			} else if l != nil {
@@ -62,7 +64,7 @@ func judgeKeys(ks *keySpace, rep *Report, opts Options) {
 				l.PossiblyStale++
 			}
 			if len(rep.PossiblyStale) < opts.MaxListed {
-				rep.PossiblyStale = append(rep.PossiblyStale, StaleKey{Key: k, Revision: latest.Main, Deleted: latest.Tombstone, LostFrom: s.latest.Main, LostTo: s.latest.Main})
+				rep.PossiblyStale = append(rep.PossiblyStale, StaleKey{Key: k, Revision: latest.Main, Deleted: latest.Tombstone, LostFrom: s.latest.Main, LostTo: s.latest.Main, Object: objectOfKey(k)})
 			}
 			continue
 		}
@@ -75,7 +77,7 @@ func judgeKeys(ks *keySpace, rep *Report, opts Options) {
 				l.PossiblyStale++
 			}
 			if len(rep.PossiblyStale) < opts.MaxListed {
-				sk := StaleKey{Key: k, Revision: latest.Main, Deleted: latest.Tombstone, LostFrom: r[0], LostTo: r[1]}
+				sk := StaleKey{Key: k, Revision: latest.Main, Deleted: latest.Tombstone, LostFrom: r[0], LostTo: r[1], Object: objectOfKey(k)}
 				if l != nil && l.Regenerated {
 					sk.Recoverable = l.Note
 				}
@@ -90,6 +92,19 @@ func judgeKeys(ks *keySpace, rep *Report, opts Options) {
 		rep.Ledger = append(rep.Ledger, *l)
 	}
 	sort.Slice(rep.Ledger, func(i, j int) bool { return rep.Ledger[i].Resource < rep.Ledger[j].Resource })
+}
+
+// objectOfKey names the Kubernetes object a /registry key holds, as
+// "resource namespace/name", or "".
+func objectOfKey(k string) string {
+	p, ok := kube.ParseKey([]byte(k))
+	if !ok {
+		return ""
+	}
+	if p.Namespace == "" {
+		return p.Resource + " " + p.Name
+	}
+	return p.Resource + " " + p.Namespace + "/" + p.Name
 }
 
 // resourceOf returns the Kubernetes resource of a /registry key, e.g.
@@ -143,6 +158,9 @@ func nextSteps(rep *Report) {
 	rep.Next = append(rep.Next,
 		fmt.Sprintf("replay the WAL over the salvaged records to fill the lost ranges: boltfix repair %s --out %s", dataDir, newDir),
 		"check the possibly stale keys against manifests; objects of regenerated resources come back by themselves")
+	if rep.LeftOutCount+rep.PossiblyStaleCount > 0 {
+		rep.Next = append(rep.Next, fmt.Sprintf("look at the objects left out or possibly stale, every version still on disk: boltfix history %s --prefix /registry/ ; as manifests: boltfix extract %s --prefix /registry/<resource>/ -o yaml", rep.Input, rep.Input))
+	}
 	if rep.Records.Uncertain > 0 && !rep.Aggressive {
 		rep.Next = append(rep.Next, "to keep the carved records that may be compaction garbage, run again with --aggressive (they may resurrect deleted keys)")
 	}

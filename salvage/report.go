@@ -108,6 +108,7 @@ type StaleKey struct {
 	LostFrom    int64  `json:"lost_from"`
 	LostTo      int64  `json:"lost_to"`
 	Recoverable string `json:"recoverable,omitempty"` // for Kubernetes keys: who regenerates it
+	Object      string `json:"object,omitempty"`      // for Kubernetes keys: resource namespace/name
 }
 
 // UncertainRecord is a carved record that may be compaction garbage.
@@ -148,7 +149,10 @@ type ResourceLedger struct {
 type LeftOutKey struct {
 	Key      string `json:"key"`
 	Revision int64  `json:"revision"` // main revision of its newest record seen
-	Reason   string `json:"reason"`
+	// Object names the Kubernetes object its value holds ("ConfigMap
+	// ns/name"), when it decodes.
+	Object string `json:"object,omitempty"`
+	Reason string `json:"reason"`
 }
 
 // EvidenceCounts counts the carved records below the compaction point by the

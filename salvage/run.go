@@ -252,6 +252,7 @@ type keyState struct {
 	latest       pagewalk.Revision // newest record, any source
 	latestCarved bool
 	written      bool              // some record of the key is in the output
+	leftOutObj   string            // the Kubernetes object of its newest left-out record
 	wLatest      pagewalk.Revision // the newest of those
 	maxLE        pagewalk.Revision // newest record at or below the compaction
 	hasLE        bool

@@ -141,6 +141,13 @@ func printSalvage(w io.Writer, r *salvage.Report) {
 	}
 	if r.LeftOutCount > 0 {
 		fmt.Fprintf(w, "%d keys seen on disk were not written (no evidence whether compaction kept them): see --json left_out\n", r.LeftOutCount)
+		for i, l := range r.LeftOut {
+			if i == 5 {
+				fmt.Fprintf(w, "  ... %d more\n", r.LeftOutCount-5)
+				break
+			}
+			fmt.Fprintf(w, "  %s (revision %d) %s\n", l.Key, l.Revision, l.Object)
+		}
 	}
 	lostTable(w, r.LostRevisions, r.LostReasons, "end")
 	if len(r.LostRevisions) > 0 {

@@ -36,7 +36,9 @@ type EtcdSummary struct {
 	Tombstones *int     `json:"tombstones,omitempty"`
 	Leases     int      `json:"leases"`
 	Members    []Member `json:"members"`
-	Alarms     []string `json:"alarms"`
+	// RemovedMembers are the ids (hex) in the members_removed bucket.
+	RemovedMembers []string `json:"removed_members"`
+	Alarms         []string `json:"alarms"`
 }
 
 // Member is one entry of etcd's members bucket.
@@ -176,7 +178,7 @@ func forEachLeaf(n *Node, fn func(k, v []byte) error) error {
 }
 
 func (r *Result) etcdSummary(deep bool) *EtcdSummary {
-	s := &EtcdSummary{MissingBuckets: []string{}, Members: []Member{}, Alarms: []string{}}
+	s := &EtcdSummary{MissingBuckets: []string{}, Members: []Member{}, RemovedMembers: []string{}, Alarms: []string{}}
 	for _, name := range EtcdBuckets {
 		if r.Bucket(name) == nil {
 			s.MissingBuckets = append(s.MissingBuckets, name)
@@ -229,6 +231,12 @@ func (r *Result) etcdSummary(deep bool) *EtcdSummary {
 				m.ID = printable(k)
 				s.Members = append(s.Members, m)
 			}
+			return nil
+		})
+	}
+	if b := r.Bucket("members_removed"); b != nil {
+		_ = r.ForEach(b, func(k, _ []byte) error {
+			s.RemovedMembers = append(s.RemovedMembers, printable(k))
 			return nil
 		})
 	}

@@ -23,6 +23,11 @@ type Options struct {
 	InitialCluster           string // name=peerURL[,name=peerURL]; only this member's entry is used
 	InitialAdvertisePeerURLs []string
 	InitialClusterToken      string
+	// ForceNewCluster (etcd's flag name) writes a new one-member cluster
+	// even when the data dir is one member of a cluster with other voting
+	// members; without it such a repair is refused (Report.Refused) before
+	// any heavy work.
+	ForceNewCluster bool
 	// BumpRevision and MarkCompacted: nil means decide (bump and mark when
 	// revisions may have gone backwards).
 	BumpRevision  *uint64

@@ -20,6 +20,7 @@ type repairOptions struct {
 	bump                                     uint64
 	markCompacted                            bool
 	json, aggressive, force, noStart         bool
+	forceNewCluster                          bool
 }
 
 func (o *repairOptions) AddFlags(cmd *cobra.Command) {
@@ -36,6 +37,7 @@ func (o *repairOptions) AddFlags(cmd *cobra.Command) {
 	f.Uint64Var(&o.bump, "bump-revision", 0, "raise the revision by this much (default: 1000000 when revisions may have gone backwards)")
 	f.BoolVar(&o.markCompacted, "mark-compacted", false, "mark the bumped revision compacted so watchers relist (default: with an automatic bump)")
 	f.BoolVar(&o.noStart, "skip-start-check", false, "do not start etcd on a copy of the result to check it")
+	f.BoolVar(&o.forceNewCluster, "force-new-cluster", false, "write a new one-member cluster even when DATA_DIR is one member of a cluster with other members (they must never run again beside it)")
 	_ = cmd.MarkFlagRequired("out")
 	_ = cmd.MarkFlagDirname("out")
 }
@@ -59,12 +61,16 @@ consistent_index against the new WAL, a start of etcd on a copy) before it
 reports success. DATA_DIR is never modified.
 
 By default the new dir is a drop-in for the original: same member name and
-peer URLs, single-member cluster. When revisions may have gone backwards it
+peer URLs, single-member cluster. When DATA_DIR is one member of a cluster
+with other voting members, repair writes nothing and prints etcd's procedure
+to replace the member from its healthy peers (a one-member cluster next to
+them would split the cluster); --force-new-cluster writes it anyway. When revisions may have gone backwards it
 bumps the revision and marks it compacted, so Kubernetes watch caches relist.
 
 EXIT STATUS
   0  complete: nothing lost
-  1  partial: the report names the lost revision ranges
+  1  partial: the report names the lost revision ranges; or refused (one
+     member of a multi-member cluster, nothing written)
   2  could not run`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -83,7 +89,7 @@ func repairFunc(cmd *cobra.Command, dataDir string, o repairOptions) error {
 	ctx := cmd.Context()
 	opts := repair.Options{Out: o.out, Force: o.force, Aggressive: o.aggressive, Name: o.name, WALDir: o.walDir,
 		InitialCluster: o.initialCluster, InitialAdvertisePeerURLs: o.peerURLs, InitialClusterToken: o.token,
-		SkipStartCheck: o.noStart, Context: ctx,
+		SkipStartCheck: o.noStart, Context: ctx, ForceNewCluster: o.forceNewCluster,
 		StartCheck: func(dir string) (int, int64, error) { return childStartCheck(ctx, dir) }}
 	if cmd.Flags().Changed("bump-revision") {
 		opts.BumpRevision = &o.bump
@@ -103,6 +109,8 @@ func repairFunc(cmd *cobra.Command, dataDir string, o repairOptions) error {
 		if err := writeJSON(stdout, rep); err != nil {
 			return cantRun(err)
 		}
+	} else if rep.Refused != nil {
+		printRefusal(stdout, rep)
 	} else {
 		printRepair(stdout, rep)
 	}
@@ -185,6 +193,7 @@ func printRepair(w io.Writer, r *repair.Report) {
 			r.Replay.ConsistentIndexBefore, r.Replay.ConsistentIndex, r.Replay.RevisionBefore, r.Replay.Revision, len(r.Replay.Rejected), len(r.Replay.Errors))})
 	}
 	rows = append(rows, []string{"version", r.Version})
+	rows = append(rows, []string{"membership", r.Membership.Summary()})
 	table(w, []string{"SOURCE", "WHAT"}, rows)
 
 	section(w, "records")
@@ -223,6 +232,9 @@ func printRepair(w io.Writer, r *repair.Report) {
 			prose(w, "  - ", n)
 		}
 	}
+	for _, warn := range r.Warnings {
+		fmt.Fprintln(w, "WARNING: "+warn)
+	}
 	section(w, "result")
 	if r.Complete {
 		fmt.Fprintln(w, "COMPLETE: every revision is accounted for.")
@@ -240,4 +252,29 @@ func okString(b bool) string {
 		return "ok"
 	}
 	return "FAILED"
+}
+
+// printRefusal prints why repair wrote nothing and etcd's procedure to
+// replace the member.
+func printRefusal(w io.Writer, r *repair.Report) {
+	f := r.Refused
+	fmt.Fprintf(w, "boltfix repair %s: REFUSED, nothing written\n", r.Input)
+	fmt.Fprintf(w, "membership: %s\n", r.Membership.Summary())
+	fmt.Fprintln(w, f.Reason)
+	if f.Member != nil {
+		fmt.Fprintf(w, "this member: id %s, name %s, peer URLs %s\n", f.Member.ID, f.Member.Name, strings.Join(f.Member.PeerURLs, ","))
+	}
+	if f.QuorumLost {
+		fmt.Fprintf(w, "QUORUM LOST: %d voting members, quorum %d; without this one the others cannot commit\n", f.Voters, f.Quorum)
+	}
+	section(w, "replace this member (etcd's procedure)")
+	for i, n := range f.Procedure {
+		fmt.Fprintf(w, "  %d. %s\n", i+1, n)
+	}
+	if !f.QuorumLost {
+		section(w, "if the cluster has lost quorum")
+		for _, n := range f.IfQuorumLost {
+			fmt.Fprintf(w, "  - %s\n", n)
+		}
+	}
 }

@@ -226,10 +226,15 @@ func (r *Result) etcdSummary(deep bool) *EtcdSummary {
 	}
 	if b := r.Bucket("members"); b != nil {
 		_ = r.ForEach(b, func(k, v []byte) error {
-			var m Member
+			// etcd writes the id as a JSON number (types.ID); the key
+			// holds it in hex, which is the form printed.
+			var m struct {
+				Member
+				ID json.RawMessage `json:"id"`
+			}
 			if json.Unmarshal(v, &m) == nil {
-				m.ID = printable(k)
-				s.Members = append(s.Members, m)
+				m.Member.ID = printable(k)
+				s.Members = append(s.Members, m.Member)
 			}
 			return nil
 		})

@@ -2,6 +2,7 @@ package repair
 
 import (
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 
@@ -39,6 +40,18 @@ type Refusal struct {
 // the scan's summary of the db.
 func readMembership(db string, log *wal.Log, sum *pagewalk.EtcdSummary) *membership.Membership {
 	return membership.Build(membership.Sources{DB: sum, WAL: log, SnapDir: filepath.Dir(db)})
+}
+
+// earlyGate says whether to decide before the scan: when the WAL and the
+// .snap files name this member fully, or when there is no db to add
+// anything. Otherwise the db's members bucket may still give this member's
+// name and peer URLs for the procedure, and the scan decides.
+func earlyGate(m *membership.Membership, db string) bool {
+	if s := m.Self(); s != nil && s.Name != "" && len(s.PeerURLs) > 0 {
+		return true
+	}
+	_, err := os.Stat(db)
+	return err != nil
 }
 
 // gateMembership refuses a member of a multi-member cluster unless

@@ -85,7 +85,7 @@ func Run(dataDir string, opts Options) (*Report, error) {
 	if werr != nil && !errors.Is(werr, wal.ErrNoWAL) {
 		return nil, fmt.Errorf("read WAL: %w", werr)
 	}
-	if gateMembership(readMembership(db, log, nil), opts, rep) {
+	if m := readMembership(db, log, nil); earlyGate(m, db) && gateMembership(m, opts, rep) {
 		return rep, nil
 	}
 	if err := os.MkdirAll(filepath.Dir(filepath.Clean(opts.Out)), 0o755); err != nil {
@@ -99,7 +99,9 @@ func Run(dataDir string, opts Options) (*Report, error) {
 
 	base := filepath.Join(work, "base.db")
 	st, err := prepareBase(db, base, log, opts, rep)
-	if errors.Is(err, errRefused) {
+	if errors.Is(err, errRefused) || err == nil && rep.Membership == nil && gateMembership(readMembership(db, log, nil), opts, rep) {
+		// (The second: a db that was not scanned, and the early gate
+		// waited for it.)
 		return rep, nil
 	}
 	if err != nil {

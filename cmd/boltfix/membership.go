@@ -1,0 +1,55 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"path/filepath"
+
+	"github.com/boltfix/boltfix/membership"
+	"github.com/boltfix/boltfix/pagewalk"
+	"github.com/boltfix/boltfix/salvage"
+	"github.com/boltfix/boltfix/wal"
+)
+
+// dbMembership works out the cluster of the etcd db at dbPath: from its
+// scan summary and, when the db is DATA_DIR/member/snap/db, from the WAL and
+// .snap files next to it. nil when the db is not etcd's.
+func dbMembership(dbPath string, sum *pagewalk.EtcdSummary) *membership.Membership {
+	if sum == nil || !sum.IsEtcd {
+		return nil
+	}
+	src := membership.Sources{DB: sum}
+	if snapDir := filepath.Dir(dbPath); filepath.Base(snapDir) == "snap" {
+		src.SnapDir = snapDir
+		// A WAL that cannot be read adds nothing; wal verify says why.
+		if l, err := wal.Read(filepath.Join(filepath.Dir(snapDir), "wal")); err == nil {
+			src.WAL = l
+		}
+	}
+	return membership.Build(src)
+}
+
+// scanJSON and salvageJSON add the membership to the reports' JSON (a new
+// top-level field of the same schemas).
+type scanJSON struct {
+	*pagewalk.Report
+	Membership *membership.Membership `json:"membership"`
+}
+
+type salvageJSON struct {
+	*salvage.Report
+	Membership *membership.Membership `json:"membership"`
+}
+
+// printMembership prints the membership section of scan and salvage.
+func printMembership(w io.Writer, m *membership.Membership) {
+	if m == nil {
+		return
+	}
+	section(w, "membership")
+	fmt.Fprintln(w, m.Summary())
+	if m.MultiMember() {
+		fmt.Fprintf(w, "This is one member of a cluster of %d voting members: do not make a one-member cluster of it next to the others.\n"+
+			"boltfix repair refuses it and prints etcd's procedure to replace the member (README: HA control planes).\n", m.Voters)
+	}
+}

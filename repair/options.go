@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/boltfix/boltfix/pagewalk"
+	"github.com/boltfix/boltfix/wal"
 	"go.uber.org/zap"
 )
 
@@ -49,6 +50,10 @@ type Options struct {
 	// replay loops. The temp dir is removed, nothing is published, and Run
 	// returns a *salvage.InterruptedError (errors.Is context.Canceled).
 	Context context.Context
+
+	// log, when set, replaces the data dir's own WAL: RunCluster repairs
+	// each member's db with the union of every member's WAL.
+	log *wal.Log
 }
 
 // peerURLs resolves the member's name and peer URLs from the flags.

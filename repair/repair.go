@@ -74,12 +74,11 @@ func Run(dataDir string, opts Options) (*Report, error) {
 	// The WAL and the .snap files say which cluster this is: a member of a
 	// multi-member cluster is refused before anything is salvaged or written.
 	// A missing WAL dir (a lost WAL disk) is no WAL: the db alone, with a
-	// warning.
+	// warning. RunCluster gives the union of its members' WALs instead.
 	db, walDir := in.db, in.walDir
 	salvage.StartPhase(opts.Progress, "reading the WAL", -1)
-	var log *wal.Log
-	var werr error
-	if !in.walMissing {
+	log, werr := opts.log, error(nil)
+	if log == nil && !in.walMissing {
 		log, werr = wal.Read(walDir)
 	}
 	if werr != nil && !errors.Is(werr, wal.ErrNoWAL) {

@@ -1,6 +1,8 @@
 package repair
 
 import (
+	"errors"
+	"os"
 	"path/filepath"
 	"slices"
 	"testing"
@@ -102,4 +104,26 @@ func TestRepairClusterTornWALMissingDB(t *testing.T) {
 		t.Fatal(err)
 	}
 	judgeCluster(t, ct, rep, true)
+}
+
+// Dirs of different clusters, or one member twice, are refused before any
+// work, and nothing is written.
+func TestRepairClusterRefusesMixedDirs(t *testing.T) {
+	ct := fixtures.CachedCluster(t, "three", 3, fixtures.ClusterWorkload())
+	single, _ := fixtures.Cached(t, "default", fixtures.DefaultWorkload())
+	out := filepath.Join(t.TempDir(), "out")
+	for _, dirs := range [][]string{
+		{ct.Members[0].Dir, single},
+		{ct.Members[0].Dir, ct.Members[1].Dir, ct.Members[0].Dir},
+	} {
+		if _, err := RunCluster(dirs, Options{Out: out}); !errors.Is(err, ErrDifferentClusters) {
+			t.Errorf("%v: %v, want ErrDifferentClusters", dirs, err)
+		}
+		if _, err := os.Stat(filepath.Dir(out)); err != nil {
+			t.Fatal(err)
+		}
+		if ents, _ := os.ReadDir(filepath.Dir(out)); len(ents) != 0 {
+			t.Errorf("written: %v", ents)
+		}
+	}
 }

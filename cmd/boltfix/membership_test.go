@@ -59,3 +59,25 @@ func TestRepairCLIRefusesClusterMember(t *testing.T) {
 		t.Error("the input changed")
 	}
 }
+
+// repair with several data dirs is the cluster repair: its own schema,
+// exit 0 on a healthy cluster, one member dir per original member; flags
+// of a one-member repair are refused.
+func TestRepairCLICluster(t *testing.T) {
+	ct := fixtures.CachedCluster(t, "three", 3, fixtures.ClusterWorkload())
+	args := []string{"repair", ct.Members[0].Dir, ct.Members[1].Dir, ct.Members[2].Dir}
+	out := filepath.Join(t.TempDir(), "out")
+	if code, _, _ := runCLI(append(args, "--out", out, "--name", "x")...); code != ExitCantRun {
+		t.Errorf("--name with several dirs: exit %d", code)
+	}
+	code, stdout, errOut := runCLI(append(args, "--out", out, "--json", "--skip-start-check", "--initial-cluster-token", fixtures.ClusterToken)...)
+	var rep repair.ClusterReport
+	if err := json.Unmarshal([]byte(stdout), &rep); err != nil || code != ExitClean || rep.Schema != repair.ClusterReportSchema || !rep.Complete {
+		t.Fatalf("exit %d, %v, schema %q complete %v\n%s", code, err, rep.Schema, rep.Complete, errOut)
+	}
+	for _, m := range ct.Members {
+		if _, err := os.Stat(filepath.Join(out, m.Name, "member", "snap", "db")); err != nil {
+			t.Errorf("%s: %v", m.Name, err)
+		}
+	}
+}

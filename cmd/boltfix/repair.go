@@ -50,7 +50,7 @@ func init() {
 func newRepairCommand() *cobra.Command {
 	var o repairOptions
 	cmd := &cobra.Command{
-		Use:   "repair DATA_DIR --out NEW_DIR",
+		Use:   "repair DATA_DIR [DATA_DIR...] --out NEW_DIR",
 		Short: "Rebuild a member dir etcd starts from: salvage the db, replay the WAL",
 		Long: `repair salvages DATA_DIR/member/snap/db (or starts from nothing when it is
 missing), reads DATA_DIR/member/wal, replays the committed entries the salvaged
@@ -64,7 +64,14 @@ By default the new dir is a drop-in for the original: same member name and
 peer URLs, single-member cluster. When DATA_DIR is one member of a cluster
 with other voting members, repair writes nothing and prints etcd's procedure
 to replace the member from its healthy peers (a one-member cluster next to
-them would split the cluster); --force-new-cluster writes it anyway. When revisions may have gone backwards it
+them would split the cluster); --force-new-cluster writes it anyway.
+
+With several DATA_DIRs, the data dirs of the members of one cluster, repair
+rebuilds the whole cluster: the union of their WALs, each member's db
+repaired with it, the best result cross-checked against the others, written
+as NEW_DIR/<member-name>/member for every original member (original names
+and peer URLs, --initial-cluster-token default etcd-cluster), and started
+as one cluster on loopback peer URLs as a check. When revisions may have gone backwards it
 bumps the revision and marks it compacted, so Kubernetes watch caches relist.
 
 EXIT STATUS
@@ -72,8 +79,11 @@ EXIT STATUS
   1  partial: the report names the lost revision ranges; or refused (one
      member of a multi-member cluster, nothing written)
   2  could not run`,
-		Args: cobra.ExactArgs(1),
+		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) > 1 {
+				return repairClusterFunc(cmd, args, o)
+			}
 			return repairFunc(cmd, args[0], o)
 		},
 	}

@@ -162,8 +162,8 @@ func refusal(m *membership.Membership, dataDir string) *Refusal {
 	}
 	r.IfQuorumLost = []string{
 		fmt.Sprintf(lost, r.Quorum),
-		"restore all members together from one data set, as etcd's disaster-recovery guide says: stop every member, write each one's data dir " +
-			"from the same data with the full --initial-cluster, start them together (boltfix cannot yet combine several members' data dirs)",
+		fmt.Sprintf("restore all members together from one data set, as etcd's disaster-recovery guide says: stop every member and run "+
+			"boltfix repair with every member's data dir (%s and the others' DATA_DIRs) --out NEW_DIR; it writes NEW_DIR/<name> for each member, to start together", dataDir),
 		"if another member's data dir is healthy: start that member once with etcd's own --force-new-cluster flag (it becomes a one-member cluster " +
 			"keeping its data), then replace this member as in the procedure",
 		fmt.Sprintf("or, from this data alone: boltfix repair %s --out NEW_DIR --force-new-cluster (a new one-member cluster; the other members stopped "+

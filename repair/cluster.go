@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/boltfix/boltfix/membership"
+	"github.com/boltfix/boltfix/pagewalk"
 	"github.com/boltfix/boltfix/wal"
 	bolt "go.etcd.io/bbolt"
 	"go.etcd.io/etcd/etcdutl/v3/snapshot"
@@ -54,9 +55,13 @@ type ClusterReport struct {
 	// Members are the output member dirs, in the start order.
 	Members []OutputMember `json:"members"`
 	Token   string         `json:"initial_cluster_token"`
-	Check   ClusterCheck   `json:"check"`
-	Notes   []string       `json:"notes"`
-	Next    []string       `json:"next"`
+	// RevisionBump and MarkCompacted: applied to every output member when
+	// revisions at the top may be lost (as for one member).
+	RevisionBump  uint64       `json:"revision_bump"`
+	MarkCompacted bool         `json:"mark_compacted"`
+	Check         ClusterCheck `json:"check"`
+	Notes         []string     `json:"notes"`
+	Next          []string     `json:"next"`
 }
 
 // SourceMember is what one input member held and contributed.
@@ -82,6 +87,12 @@ type SourceMember struct {
 	FinalRecords    int        `json:"final_records"`
 	Error           string     `json:"error,omitempty"`
 	Chosen          bool       `json:"chosen"`
+	// Gave counts key records this member's repair gave the chosen db:
+	// revisions the chosen one lost and this one held.
+	Gave int `json:"gave_records"`
+	// Vouched counts revisions the chosen repair had to call lost and this
+	// member's repair holds whole: no longer lost.
+	Vouched int64 `json:"vouched_revisions"`
 	// Contributed and Lacked say it in words.
 	Contributed string `json:"contributed"`
 	Lacked      string `json:"lacked"`
@@ -205,6 +216,10 @@ func RunCluster(dataDirs []string, opts Options) (*ClusterReport, error) {
 		o := opts
 		o.Out, o.Force, o.ForceNewCluster, o.SkipStartCheck, o.log = filepath.Join(work, fmt.Sprintf("cand-%d", i)), false, true, true, union
 		o.Name, o.InitialCluster, o.InitialAdvertisePeerURLs = "", "", nil
+		// No bump in the candidates: records are compared and copied
+		// between them by revision; the output is bumped once, below.
+		noBump, noMark := uint64(0), false
+		o.BumpRevision, o.MarkCompacted = &noBump, &noMark
 		r, err := Run(d, o)
 		src := &rep.Sources[i]
 		if err != nil {
@@ -233,21 +248,33 @@ func RunCluster(dataDirs []string, opts Options) (*ClusterReport, error) {
 	chosen.Output, chosen.Member, chosen.ForceNewCluster, chosen.Warnings, chosen.Next = "", nil, false, []string{}, []string{}
 	rep.Chosen, rep.Repair = dataDirs[best], chosen
 	rep.Sources[best].Chosen = true
-	rep.LostRevisions, rep.LostReasons = chosen.LostRevisions, chosen.LostReasons
 	chosenDB := filepath.Join(work, fmt.Sprintf("cand-%d", best), "member", "snap", "db")
+	var others []candidate
 	for i, r := range reps {
-		if r == nil || i == best {
-			continue
+		if r != nil && i != best {
+			others = append(others, candidate{name: names[i], db: filepath.Join(work, fmt.Sprintf("cand-%d", i), "member", "snap", "db"), rep: r})
 		}
-		if chosen.RevisionBump > 0 || r.RevisionBump > 0 {
-			rep.Notes = append(rep.Notes, fmt.Sprintf("%s: not cross-checked record by record (a revision bump renumbered its newest record)", names[i]))
-			continue
-		}
-		d, err := crossCheck(chosenDB, filepath.Join(work, fmt.Sprintf("cand-%d", i), "member", "snap", "db"), names[best], names[i])
+	}
+	// Revisions the chosen db lacks, from the members that hold them; then
+	// every record cross-checked against every other member's.
+	lost, reasons, gave, err := fillFromOthers(chosenDB, chosen, others)
+	if err != nil {
+		return nil, err
+	}
+	compact, err := compactRevision(chosenDB)
+	if err != nil {
+		return nil, err
+	}
+	for _, c := range others {
+		d, err := crossCheck(chosenDB, c.db, names[best], c.name, compact)
 		if err != nil {
 			return nil, err
 		}
 		rep.Disagreements = append(rep.Disagreements, d...)
+	}
+	rep.LostRevisions, rep.LostReasons = lost, reasons
+	for i := range rep.Sources {
+		rep.Sources[i].Gave, rep.Sources[i].Vouched = gave[names[i]].records, gave[names[i]].revisions
 	}
 	describeSources(rep, reps, best, names)
 
@@ -273,11 +300,19 @@ func RunCluster(dataDirs []string, opts Options) (*ClusterReport, error) {
 	if rep.Token == "" {
 		rep.Token = "etcd-cluster"
 	}
+	// Revisions may have gone backwards when the top may be lost: watchers
+	// (the Kubernetes watch cache) must relist, as for one member.
+	for _, r := range rep.LostRevisions {
+		if r[1] == 0 {
+			rep.RevisionBump, rep.MarkCompacted = defaultBump, true
+		}
+	}
 	out := filepath.Join(work, "out")
 	for _, m := range voters {
 		dir := filepath.Join(out, m.Name)
 		err := snapshot.NewV3(lg).Restore(snapshot.RestoreConfig{SnapshotPath: chosenDB, Name: m.Name, OutputDataDir: dir,
-			PeerURLs: m.PeerURLs, InitialCluster: strings.Join(ic, ","), InitialClusterToken: rep.Token, SkipHashCheck: true})
+			PeerURLs: m.PeerURLs, InitialCluster: strings.Join(ic, ","), InitialClusterToken: rep.Token, SkipHashCheck: true,
+			RevisionBump: rep.RevisionBump, MarkCompacted: rep.MarkCompacted})
 		if err != nil {
 			return nil, fmt.Errorf("write member %s: %w", m.Name, err)
 		}
@@ -308,20 +343,26 @@ func RunCluster(dataDirs []string, opts Options) (*ClusterReport, error) {
 	if err := publish(out, opts.Out, opts.Force); err != nil {
 		return nil, err
 	}
-	rep.Complete = chosen.Complete && len(rep.Disagreements) == 0
+	rep.Complete = len(rep.LostRevisions) == 0 && len(rep.Disagreements) == 0
+	if s := chosen.DB; s != nil && s.Salvage != nil && s.Salvage.Records.Uncertain > 0 && !chosen.Complete && len(rep.LostRevisions) == 0 {
+		// As for one member: left-out carved records may have been real.
+		rep.Complete = false
+		rep.Notes = append(rep.Notes, "the chosen member's salvage left out possible compaction garbage (see repair.notes)")
+	}
 	clusterNextSteps(rep)
 	return rep, nil
 }
 
-// better orders candidate repairs: complete first, then fewer lost ranges,
-// then more records, then the member with fewer scan findings and a clean
-// WAL (the least damaged data wins a tie).
+// better orders candidate repairs: complete first, then fewer revisions
+// lost (an open range at the top worst), then more records, then the
+// member with fewer scan findings and a clean WAL (the least damaged data
+// wins a tie).
 func better(a, b *Report, sa, sb SourceMember) bool {
 	if a.Complete != b.Complete {
 		return a.Complete
 	}
-	if len(a.LostRevisions) != len(b.LostRevisions) {
-		return len(a.LostRevisions) < len(b.LostRevisions)
+	if wa, wb := lostWeight(a.LostRevisions), lostWeight(b.LostRevisions); wa != wb {
+		return wa < wb
 	}
 	if a.Counts.Final != b.Counts.Final {
 		return a.Counts.Final > b.Counts.Final
@@ -351,56 +392,84 @@ func countOnlyHere(logs []*wal.Log, union *wal.Log, rep *ClusterReport) {
 	}
 }
 
-// crossCheck compares the key buckets of two repaired dbs: a revision both
-// hold must be byte-identical; one the chosen result lacks is named.
-func crossCheck(chosen, other, chosenName, otherName string) ([]string, error) {
-	a, err := readKeyBucket(chosen)
-	if err != nil {
-		return nil, err
-	}
-	b, err := readKeyBucket(other)
-	if err != nil {
-		return nil, err
-	}
-	var out []string
-	differ, lacks := 0, 0
-	for k, v := range b {
-		av, ok := a[k]
-		switch {
-		case !ok:
-			if lacks++; lacks <= 10 {
-				out = append(out, fmt.Sprintf("%s holds a record at %x that %s's result lacks", otherName, k, chosenName))
-			}
-		case !bytes.Equal(av, v):
-			if differ++; differ <= 10 {
-				out = append(out, fmt.Sprintf("the record at %x differs between %s and %s (%s's kept)", k, chosenName, otherName, chosenName))
-			}
-		}
-	}
-	if lacks > 10 || differ > 10 {
-		out = append(out, fmt.Sprintf("%s vs %s: %d records lacking, %d differing in all", chosenName, otherName, lacks, differ))
-	}
-	return out, nil
-}
-
-func readKeyBucket(path string) (map[string][]byte, error) {
+// compactRevision reads meta/scheduledCompactRev (0 when never compacted).
+func compactRevision(path string) (int64, error) {
 	db, err := bolt.Open(path, 0o400, &bolt.Options{ReadOnly: true, Timeout: time.Second})
 	if err != nil {
-		return nil, err
+		return 0, err
 	}
 	defer db.Close()
-	out := map[string][]byte{}
+	var rev int64
 	err = db.View(func(tx *bolt.Tx) error {
-		b := tx.Bucket([]byte("key"))
-		if b == nil {
-			return nil
+		if b := tx.Bucket([]byte("meta")); b != nil {
+			if r, ok := pagewalk.ParseRevision(b.Get([]byte("scheduledCompactRev"))); ok {
+				rev = r.Main
+			}
 		}
-		return b.ForEach(func(k, v []byte) error {
-			out[string(k)] = bytes.Clone(v)
+		return nil
+	})
+	return rev, err
+}
+
+// crossCheck compares the key buckets of two repaired dbs in key order: a
+// revision both hold must be byte-identical; one the chosen result lacks
+// (above the compaction) is named. Memory stays at one record of each.
+func crossCheck(chosen, other, chosenName, otherName string, compact int64) ([]string, error) {
+	a, err := bolt.Open(chosen, 0o400, &bolt.Options{ReadOnly: true, Timeout: time.Second})
+	if err != nil {
+		return nil, err
+	}
+	defer a.Close()
+	b, err := bolt.Open(other, 0o400, &bolt.Options{ReadOnly: true, Timeout: time.Second})
+	if err != nil {
+		return nil, err
+	}
+	defer b.Close()
+	var out []string
+	differ, lacks := 0, 0
+	err = a.View(func(atx *bolt.Tx) error {
+		return b.View(func(btx *bolt.Tx) error {
+			ab, bb := atx.Bucket([]byte("key")), btx.Bucket([]byte("key"))
+			if ab == nil || bb == nil {
+				return nil
+			}
+			ac := ab.Cursor()
+			ak, av := ac.First()
+			bc := bb.Cursor()
+			for bk, bv := bc.First(); bk != nil; bk, bv = bc.Next() {
+				for ak != nil && bytes.Compare(ak, bk) < 0 {
+					ak, av = ac.Next()
+				}
+				switch {
+				case ak == nil || !bytes.Equal(ak, bk):
+					if r, ok := pagewalk.ParseRevision(bk); ok && r.Main <= compact {
+						// Members delete compacted revisions at their own
+						// pace: one that still holds them is not a conflict.
+						continue
+					}
+					if lacks++; lacks <= 10 {
+						out = append(out, fmt.Sprintf("%s holds a record at %s that %s's result lacks", otherName, revString(bk), chosenName))
+					}
+				case !bytes.Equal(av, bv):
+					if differ++; differ <= 10 {
+						out = append(out, fmt.Sprintf("the record at %s differs between %s and %s (%s's kept)", revString(bk), chosenName, otherName, chosenName))
+					}
+				}
+			}
 			return nil
 		})
 	})
+	if lacks > 10 || differ > 10 {
+		out = append(out, fmt.Sprintf("%s vs %s: %d records lacking, %d differing in all", chosenName, otherName, lacks, differ))
+	}
 	return out, err
+}
+
+func revString(k []byte) string {
+	if r, ok := pagewalk.ParseRevision(k); ok {
+		return "revision " + r.String()
+	}
+	return fmt.Sprintf("key %x", k)
 }
 
 // bestMembership is the membership with the most complete view: the one
@@ -452,6 +521,9 @@ func describeSources(rep *ClusterReport, reps []*Report, best int, names []strin
 		if i == best {
 			has = append(has, "the db every output member holds")
 		}
+		if s.Gave > 0 || s.Vouched > 0 {
+			has = append(has, fmt.Sprintf("%d revisions the chosen db's repair had to call lost, held whole (%d key records copied)", s.Vouched, s.Gave))
+		}
 		r := reps[i]
 		switch {
 		case r == nil:
@@ -490,7 +562,7 @@ func clusterNextSteps(rep *ClusterReport) {
 		"start all members together, within etcd's election timeout of each other's start being harmless (they wait for a quorum): move etcd.yaml back on every node",
 		"check: etcdctl endpoint health --cluster; etcdctl endpoint status --cluster -w table; kubectl get nodes",
 	)
-	if rep.Repair != nil && rep.Repair.MarkCompacted {
+	if rep.MarkCompacted {
 		rep.Next = append(rep.Next, "the revision was bumped and compacted: kube-apiserver watch caches will relist (expected)")
 	}
 	if !rep.Complete {

@@ -330,7 +330,11 @@ func RunCluster(dataDirs []string, opts Options) (*ClusterReport, error) {
 	if opts.SkipStartCheck {
 		rep.Check.Skipped = true
 	} else {
-		keys, rev, err := ClusterStartCheck(chosenDB, len(voters), filepath.Join(work, "check"))
+		check := opts.ClusterStartCheck
+		if check == nil {
+			check = ClusterStartCheck
+		}
+		keys, rev, err := check(chosenDB, len(voters), filepath.Join(work, "check"))
 		if err != nil {
 			rep.Check.Error = err.Error()
 			return nil, fmt.Errorf("the repaired data did not start as a cluster: %w", err)

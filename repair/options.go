@@ -38,6 +38,10 @@ type Options struct {
 	// nil uses the in-process check (StartCheck); the CLI runs it in a
 	// child process so a crash of etcd cannot take the report with it.
 	StartCheck func(dataDir string) (keys int, rev int64, err error)
+	// ClusterStartCheck is StartCheck for RunCluster: restore the db as an
+	// n-member cluster under work on loopback and count every member's
+	// keys. nil uses the in-process ClusterStartCheck.
+	ClusterStartCheck func(db string, n int, work string) (keys []int, rev int64, err error)
 	// SkipStartCheck skips the etcd start (the report says so).
 	SkipStartCheck bool
 

@@ -1,9 +1,11 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"strconv"
 	"strings"
 
@@ -27,7 +29,7 @@ func repairClusterFunc(cmd *cobra.Command, dataDirs []string, o repairOptions) e
 		}
 	}
 	rep, err := repair.RunCluster(dataDirs, repair.Options{Out: o.out, Force: o.force, Aggressive: o.aggressive,
-		InitialClusterToken: o.token, SkipStartCheck: o.noStart})
+		InitialClusterToken: o.token, SkipStartCheck: o.noStart, ClusterStartCheck: childClusterCheck})
 	if err != nil {
 		return cantRun(err)
 	}
@@ -86,5 +88,52 @@ func printRepairCluster(w io.Writer, r *repair.ClusterReport) {
 	section(w, "next steps")
 	for i, n := range r.Next {
 		fmt.Fprintf(w, "  %d. %s\n", i+1, n)
+	}
+}
+
+func init() { register(newClusterCheckCommand) }
+
+// childClusterCheck runs the cluster start check in a child boltfix
+// process, as childStartCheck does for one member: an etcd that panics in
+// one of its goroutines takes only the child down.
+func childClusterCheck(db string, n int, work string) ([]int, int64, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return repair.ClusterStartCheck(db, n, work)
+	}
+	out, err := exec.Command(exe, "internal-cluster-check", db, strconv.Itoa(n), work).Output()
+	if err != nil {
+		msg := err.Error()
+		if ee, ok := err.(*exec.ExitError); ok {
+			msg = firstPanicLine(string(ee.Stderr))
+		}
+		return nil, 0, fmt.Errorf("%s", msg)
+	}
+	var r struct {
+		Keys []int `json:"keys"`
+		Rev  int64 `json:"revision"`
+	}
+	if err := json.Unmarshal(out, &r); err != nil {
+		return nil, 0, err
+	}
+	return r.Keys, r.Rev, nil
+}
+
+func newClusterCheckCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:    "internal-cluster-check DB N WORK_DIR",
+		Hidden: true,
+		Args:   cobra.ExactArgs(3),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			n, err := strconv.Atoi(args[1])
+			if err != nil || n < 1 || n > 9 {
+				return cantRun(fmt.Errorf("member count %q", args[1]))
+			}
+			keys, rev, err := repair.ClusterStartCheck(args[0], n, args[2])
+			if err != nil {
+				return cantRun(err)
+			}
+			return writeJSON(cmd.OutOrStdout(), map[string]any{"keys": keys, "revision": rev})
+		},
 	}
 }

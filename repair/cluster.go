@@ -12,6 +12,7 @@ import (
 
 	"github.com/boltfix/boltfix/membership"
 	"github.com/boltfix/boltfix/pagewalk"
+	"github.com/boltfix/boltfix/salvage"
 	"github.com/boltfix/boltfix/wal"
 	bolt "go.etcd.io/bbolt"
 	"go.etcd.io/etcd/etcdutl/v3/snapshot"
@@ -222,6 +223,10 @@ func RunCluster(dataDirs []string, opts Options) (*ClusterReport, error) {
 		o.BumpRevision, o.MarkCompacted = &noBump, &noMark
 		r, err := Run(d, o)
 		src := &rep.Sources[i]
+		var ie *salvage.InterruptedError
+		if errors.As(err, &ie) {
+			return nil, err
+		}
 		if err != nil {
 			src.Error = err.Error()
 			rep.Notes = append(rep.Notes, fmt.Sprintf("%s: its db could not be repaired: %v", names[i], err))
@@ -232,6 +237,9 @@ func RunCluster(dataDirs []string, opts Options) (*ClusterReport, error) {
 		if r.DB != nil {
 			src.DBFindings, src.ConsistentIndex = r.DB.Findings, r.DB.BaseIndex
 		}
+	}
+	if err := salvage.Interrupted(opts.Context, "repairing each member's db"); err != nil {
+		return nil, err
 	}
 	best := -1
 	for i, r := range reps {
@@ -343,6 +351,10 @@ func RunCluster(dataDirs []string, opts Options) (*ClusterReport, error) {
 		for i, m := range voters {
 			rep.Check.Keys[m.Name] = keys[i]
 		}
+	}
+	// The last point where an interrupt leaves nothing behind.
+	if err := salvage.Interrupted(opts.Context, "checking the new cluster"); err != nil {
+		return nil, err
 	}
 	if err := publish(out, opts.Out, opts.Force); err != nil {
 		return nil, err

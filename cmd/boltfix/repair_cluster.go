@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -28,8 +29,10 @@ func repairClusterFunc(cmd *cobra.Command, dataDirs []string, o repairOptions) e
 			return cantRun(fmt.Errorf("--%s applies to one data dir, not to a cluster repair", f))
 		}
 	}
+	ctx := cmd.Context()
 	rep, err := repair.RunCluster(dataDirs, repair.Options{Out: o.out, Force: o.force, Aggressive: o.aggressive,
-		InitialClusterToken: o.token, SkipStartCheck: o.noStart, ClusterStartCheck: childClusterCheck})
+		InitialClusterToken: o.token, SkipStartCheck: o.noStart, Context: ctx,
+		ClusterStartCheck: func(db string, n int, work string) ([]int, int64, error) { return childClusterCheck(ctx, db, n, work) }})
 	if err != nil {
 		return cantRun(err)
 	}
@@ -96,12 +99,12 @@ func init() { register(newClusterCheckCommand) }
 // childClusterCheck runs the cluster start check in a child boltfix
 // process, as childStartCheck does for one member: an etcd that panics in
 // one of its goroutines takes only the child down.
-func childClusterCheck(db string, n int, work string) ([]int, int64, error) {
+func childClusterCheck(ctx context.Context, db string, n int, work string) ([]int, int64, error) {
 	exe, err := os.Executable()
 	if err != nil {
 		return repair.ClusterStartCheck(db, n, work)
 	}
-	out, err := exec.Command(exe, "internal-cluster-check", db, strconv.Itoa(n), work).Output()
+	out, err := exec.CommandContext(ctx, exe, "internal-cluster-check", db, strconv.Itoa(n), work).Output()
 	if err != nil {
 		msg := err.Error()
 		if ee, ok := err.(*exec.ExitError); ok {

@@ -407,8 +407,16 @@ func (m *Membership) Others() []Member {
 
 // MultiMember reports whether the cluster has a voting member other than
 // this data dir's: then this data alone must not become a new cluster.
+// Without the WAL metadata nothing says which member this is: then any
+// second voter counts.
 func (m *Membership) MultiMember() bool {
-	return m != nil && m.Known && len(m.Others()) > 0
+	if m == nil || !m.Known {
+		return false
+	}
+	if m.SelfID == "" {
+		return m.Voters > 1
+	}
+	return len(m.Others()) > 0
 }
 
 // Summary is the one-line human form, e.g. "3 voting members: cp-1

@@ -98,3 +98,14 @@ func TestBuildSingleMember(t *testing.T) {
 		t.Errorf("no sources: %+v", m)
 	}
 }
+
+// Without the WAL metadata a one-voter membership is this member's own:
+// nothing to refuse; a second voter is.
+func TestMultiMemberWithoutSelf(t *testing.T) {
+	one := &Membership{Known: true, Voters: 1, Members: []Member{{ID: "1", Name: "default"}}}
+	two := &Membership{Known: true, Voters: 2, Members: []Member{{ID: "1"}, {ID: "2"}}}
+	removed := &Membership{Known: true, SelfID: "3", Voters: 1, Members: []Member{{ID: "1"}}}
+	if one.MultiMember() || !two.MultiMember() || !removed.MultiMember() {
+		t.Errorf("one %v two %v removed self %v", one.MultiMember(), two.MultiMember(), removed.MultiMember())
+	}
+}

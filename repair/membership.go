@@ -108,9 +108,13 @@ func refusal(m *membership.Membership, dataDir string) *Refusal {
 	for _, o := range others {
 		names = append(names, memberLabel(o))
 	}
-	r.Reason = fmt.Sprintf("this data dir is one member of a cluster of %d voting members (the others: %s): "+
+	which := "the others"
+	if self == nil {
+		which = "which one this dir is, the WAL metadata would say"
+	}
+	r.Reason = fmt.Sprintf("this data dir is one member of a cluster of %d voting members (%s: %s): "+
 		"a new one-member cluster made from it would split the cluster. Replace the member from its healthy peers instead; "+
-		"--force-new-cluster writes the one-member cluster anyway", m.Voters, strings.Join(names, ", "))
+		"--force-new-cluster writes the one-member cluster anyway", m.Voters, which, strings.Join(names, ", "))
 
 	id, name, peers := "<member id: etcdctl member list>", "<member name>", "<peer URLs of this node>"
 	if self != nil {

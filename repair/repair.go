@@ -76,7 +76,6 @@ func Run(dataDir string, opts Options) (*Report, error) {
 	// A missing WAL dir (a lost WAL disk) is no WAL: the db alone, with a
 	// warning. RunCluster gives the union of its members' WALs instead.
 	db, walDir := in.db, in.walDir
-	salvage.StartPhase(opts.Progress, "reading the WAL", -1)
 	log, werr := opts.log, error(nil)
 	if log == nil && !in.walMissing {
 		log, werr = wal.Read(walDir)
@@ -110,8 +109,8 @@ func Run(dataDir string, opts Options) (*Report, error) {
 		return nil, err
 	}
 
-	// The WAL: every committed entry the base lacks.
-	salvage.StartPhase(opts.Progress, "replaying the WAL", -1)
+	// The WAL (read above): every committed entry the base lacks.
+	salvage.StartPhase(opts.Progress, "reading and replaying the WAL", -1)
 	rep.WAL = &WALPart{}
 	if log != nil {
 		rep.WAL = &WALPart{Present: true, Clean: log.Clean(), FirstIndex: log.FirstIndex(), LastIndex: log.LastIndex(),

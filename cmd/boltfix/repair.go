@@ -263,28 +263,3 @@ func okString(b bool) string {
 	}
 	return "FAILED"
 }
-
-// printRefusal prints why repair wrote nothing and etcd's procedure to
-// replace the member.
-func printRefusal(w io.Writer, r *repair.Report) {
-	f := r.Refused
-	fmt.Fprintf(w, "boltfix repair %s: REFUSED, nothing written\n", r.Input)
-	fmt.Fprintf(w, "membership: %s\n", r.Membership.Summary())
-	fmt.Fprintln(w, f.Reason)
-	if f.Member != nil {
-		fmt.Fprintf(w, "this member: id %s, name %s, peer URLs %s\n", f.Member.ID, f.Member.Name, strings.Join(f.Member.PeerURLs, ","))
-	}
-	if f.QuorumLost {
-		fmt.Fprintf(w, "QUORUM LOST: %d voting members, quorum %d; without this one the others cannot commit\n", f.Voters, f.Quorum)
-	}
-	section(w, "replace this member (etcd's procedure)")
-	for i, n := range f.Procedure {
-		fmt.Fprintf(w, "  %d. %s\n", i+1, n)
-	}
-	if !f.QuorumLost {
-		section(w, "if the cluster has lost quorum")
-		for _, n := range f.IfQuorumLost {
-			fmt.Fprintf(w, "  - %s\n", n)
-		}
-	}
-}

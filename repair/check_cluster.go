@@ -51,7 +51,9 @@ func clusterStartCheck(dbPath string, n int, work string) ([]int, int64, error) 
 		var wg sync.WaitGroup
 		for _, e := range members {
 			wg.Add(1)
-			go func() { defer wg.Done(); e.Close() }()
+			// HardStop: a graceful stop would try to hand leadership to
+			// peers that are stopping too, and wait seconds for it.
+			go func() { defer wg.Done(); e.Server.HardStop(); e.Close() }()
 		}
 		wg.Wait()
 	}()

@@ -27,7 +27,7 @@ func judgeCluster(t *testing.T, ct *fixtures.ClusterTruth, rep *ClusterReport, w
 		}
 		dirs, peers = append(dirs, got.DataDir), append(peers, want.PeerURLs[0])
 	}
-	if !rep.Check.Started || len(rep.Check.Keys) != len(ct.Members) {
+	if !rep.Check.Skipped && (!rep.Check.Started || len(rep.Check.Keys) != len(ct.Members)) {
 		t.Errorf("self-check: %+v", rep.Check)
 	}
 	views, _, err := fixtures.ReadAllCluster(dirs, peers)
@@ -39,7 +39,7 @@ func judgeCluster(t *testing.T, ct *fixtures.ClusterTruth, rep *ClusterReport, w
 		if wantExact && (!d.OK() || !rep.Complete) {
 			t.Errorf("%s: %s; complete %v lost %v disagreements %v", ct.Members[i].Name, d, rep.Complete, rep.LostRevisions, rep.Disagreements)
 		}
-		if n := rep.Check.Keys[ct.Members[i].Name]; n != len(got) {
+		if n := rep.Check.Keys[ct.Members[i].Name]; !rep.Check.Skipped && n != len(got) {
 			t.Errorf("%s: the self-check counted %d keys, the member serves %d", ct.Members[i].Name, n, len(got))
 		}
 		t.Logf("%s: %s", ct.Members[i].Name, d)
@@ -99,7 +99,9 @@ func TestRepairClusterTornWALMissingDB(t *testing.T) {
 		t.Fatal(err)
 	}
 	out := filepath.Join(t.TempDir(), "out")
-	rep, err := RunCluster(dirs, Options{Out: out, InitialClusterToken: fixtures.ClusterToken})
+	// The self-check runs in TestRepairClusterAllDamaged; here the output
+	// members themselves are started.
+	rep, err := RunCluster(dirs, Options{Out: out, InitialClusterToken: fixtures.ClusterToken, SkipStartCheck: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -144,7 +146,7 @@ func TestRepairClusterUnionOfDBs(t *testing.T) {
 		t.Fatal(err)
 	}
 	out := filepath.Join(t.TempDir(), "out")
-	rep, err := RunCluster(dirs, Options{Out: out, InitialClusterToken: fixtures.ClusterToken})
+	rep, err := RunCluster(dirs, Options{Out: out, InitialClusterToken: fixtures.ClusterToken, SkipStartCheck: true})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -156,7 +156,14 @@ func RunCluster(dataDirs []string, opts Options) (*ClusterReport, error) {
 	names := make([]string, len(dataDirs))
 	var mems []*membership.Membership
 	seen := map[string]string{}
+	paths := map[string]bool{}
 	for i, d := range dataDirs {
+		if a, err := filepath.Abs(d); err == nil {
+			if paths[a] {
+				return nil, fmt.Errorf("%w: %s is given twice", ErrDifferentClusters, d)
+			}
+			paths[a] = true
+		}
 		db, walDir := locate(d, "")
 		l, err := wal.Read(walDir)
 		if err != nil && !errors.Is(err, wal.ErrNoWAL) {

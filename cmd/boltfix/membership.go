@@ -49,10 +49,10 @@ func printMembership(w io.Writer, m *membership.Membership) {
 		return
 	}
 	section(w, "membership")
-	fmt.Fprintln(w, m.Summary())
+	prose(w, "", m.Summary())
 	if m.MultiMember() {
-		fmt.Fprintf(w, "This is one member of a cluster of %d voting members: do not make a one-member cluster of it next to the others.\n"+
-			"boltfix repair refuses it and prints etcd's procedure to replace the member (README: HA control planes).\n", m.Voters)
+		prose(w, "", fmt.Sprintf("This is one member of a cluster of %d voting members: do not make a one-member cluster of it next to the others. "+
+			"boltfix repair refuses it and prints etcd's procedure to replace the member (README: HA control planes).", m.Voters))
 	}
 }
 
@@ -61,22 +61,22 @@ func printMembership(w io.Writer, m *membership.Membership) {
 func printRefusal(w io.Writer, r *repair.Report) {
 	f := r.Refused
 	fmt.Fprintf(w, "boltfix repair %s: REFUSED, nothing written\n", r.Input)
-	fmt.Fprintf(w, "membership: %s\n", r.Membership.Summary())
-	fmt.Fprintln(w, f.Reason)
+	prose(w, "membership: ", r.Membership.Summary())
+	prose(w, "", f.Reason)
 	if f.Member != nil {
-		fmt.Fprintf(w, "this member: id %s, name %s, peer URLs %s\n", f.Member.ID, f.Member.Name, strings.Join(f.Member.PeerURLs, ","))
+		prose(w, "this member: ", fmt.Sprintf("id %s, name %s, peer URLs %s", f.Member.ID, f.Member.Name, strings.Join(f.Member.PeerURLs, ",")))
 	}
 	if f.QuorumLost {
-		fmt.Fprintf(w, "QUORUM LOST: %d voting members, quorum %d; without this one the others cannot commit\n", f.Voters, f.Quorum)
+		prose(w, "", fmt.Sprintf("QUORUM LOST: %d voting members, quorum %d; without this one the others cannot commit", f.Voters, f.Quorum))
 	}
 	section(w, "replace this member (etcd's procedure)")
 	for i, n := range f.Procedure {
-		fmt.Fprintf(w, "  %d. %s\n", i+1, n)
+		prose(w, fmt.Sprintf("  %d. ", i+1), n)
 	}
 	if !f.QuorumLost {
 		section(w, "if the cluster has lost quorum")
 		for _, n := range f.IfQuorumLost {
-			fmt.Fprintf(w, "  - %s\n", n)
+			prose(w, "  - ", n)
 		}
 	}
 }

@@ -52,6 +52,7 @@ func TestRepairCLIRefusesClusterMember(t *testing.T) {
 	if code != ExitDamage {
 		t.Errorf("exit %d", code)
 	}
+	checkWidth(t, "repair refusal", out)
 	if _, err := os.Stat(out1); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("output: %v, want nothing written", err)
 	}
@@ -80,4 +81,9 @@ func TestRepairCLICluster(t *testing.T) {
 			t.Errorf("%s: %v", m.Name, err)
 		}
 	}
+	code, stdout, _ = runCLI(append(args, "--out", filepath.Join(t.TempDir(), "out2"), "--skip-start-check", "--initial-cluster-token", fixtures.ClusterToken)...)
+	if code != ExitClean || !strings.Contains(stdout, "COMPLETE") {
+		t.Errorf("human report: exit %d\n%s", code, stdout)
+	}
+	checkWidth(t, "repair of a cluster", stdout)
 }

@@ -243,7 +243,7 @@ func printRepair(w io.Writer, r *repair.Report) {
 		}
 	}
 	for _, warn := range r.Warnings {
-		fmt.Fprintln(w, "WARNING: "+warn)
+		prose(w, "WARNING: ", warn)
 	}
 	section(w, "result")
 	if r.Complete {

@@ -51,7 +51,7 @@ func repairClusterFunc(cmd *cobra.Command, dataDirs []string, o repairOptions) e
 
 func printRepairCluster(w io.Writer, r *repair.ClusterReport) {
 	fmt.Fprintf(w, "boltfix repair %s -> %s (cluster %s)\n", strings.Join(r.Inputs, " "), r.Output, r.ClusterID)
-	fmt.Fprintf(w, "membership: %s\n", r.Membership.Summary())
+	prose(w, "membership: ", r.Membership.Summary())
 	section(w, "sources")
 	var rows [][]string
 	for _, s := range r.Sources {
@@ -64,7 +64,7 @@ func printRepairCluster(w io.Writer, r *repair.ClusterReport) {
 	table(w, []string{"INPUT", "MEMBER", "WAL", "DB FINDINGS", "", "CONTRIBUTED", "LACKED"}, rows)
 	fmt.Fprintf(w, "union of the WALs: entries %d..%d, commit %d, %d gaps\n", r.WAL.FirstIndex, r.WAL.LastIndex, r.WAL.Commit, len(r.WAL.Gaps))
 	if len(r.Disagreements) > 0 {
-		fmt.Fprintf(w, "%d disagreements between members: %s\n", len(r.Disagreements), strings.Join(r.Disagreements[:min(5, len(r.Disagreements))], "; "))
+		prose(w, "", fmt.Sprintf("%d disagreements between members: %s", len(r.Disagreements), strings.Join(r.Disagreements[:min(5, len(r.Disagreements))], "; ")))
 	}
 	lostTable(w, r.LostRevisions, r.LostReasons, "unknown")
 	section(w, "output members (start them together)")
@@ -80,7 +80,7 @@ func printRepairCluster(w io.Writer, r *repair.ClusterReport) {
 		fmt.Fprintln(w, "check: skipped")
 	}
 	for _, n := range r.Notes {
-		fmt.Fprintln(w, "note: "+n)
+		prose(w, "note: ", n)
 	}
 	section(w, "result")
 	if r.Complete {
@@ -90,7 +90,7 @@ func printRepairCluster(w io.Writer, r *repair.ClusterReport) {
 	}
 	section(w, "next steps")
 	for i, n := range r.Next {
-		fmt.Fprintf(w, "  %d. %s\n", i+1, n)
+		prose(w, fmt.Sprintf("  %d. ", i+1), n)
 	}
 }
 

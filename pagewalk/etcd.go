@@ -36,7 +36,9 @@ type EtcdSummary struct {
 	Tombstones *int     `json:"tombstones,omitempty"`
 	Leases     int      `json:"leases"`
 	Members    []Member `json:"members"`
-	Alarms     []string `json:"alarms"`
+	// RemovedMembers are the ids (hex) in the members_removed bucket.
+	RemovedMembers []string `json:"removed_members"`
+	Alarms         []string `json:"alarms"`
 }
 
 // Member is one entry of etcd's members bucket.
@@ -176,7 +178,7 @@ func forEachLeaf(n *Node, fn func(k, v []byte) error) error {
 }
 
 func (r *Result) etcdSummary(deep bool) *EtcdSummary {
-	s := &EtcdSummary{MissingBuckets: []string{}, Members: []Member{}, Alarms: []string{}}
+	s := &EtcdSummary{MissingBuckets: []string{}, Members: []Member{}, RemovedMembers: []string{}, Alarms: []string{}}
 	for _, name := range EtcdBuckets {
 		if r.Bucket(name) == nil {
 			s.MissingBuckets = append(s.MissingBuckets, name)
@@ -224,11 +226,22 @@ func (r *Result) etcdSummary(deep bool) *EtcdSummary {
 	}
 	if b := r.Bucket("members"); b != nil {
 		_ = r.ForEach(b, func(k, v []byte) error {
-			var m Member
-			if json.Unmarshal(v, &m) == nil {
-				m.ID = printable(k)
-				s.Members = append(s.Members, m)
+			// etcd writes the id as a JSON number (types.ID); the key
+			// holds it in hex, which is the form printed.
+			var m struct {
+				Member
+				ID json.RawMessage `json:"id"`
 			}
+			if json.Unmarshal(v, &m) == nil {
+				m.Member.ID = printable(k)
+				s.Members = append(s.Members, m.Member)
+			}
+			return nil
+		})
+	}
+	if b := r.Bucket("members_removed"); b != nil {
+		_ = r.ForEach(b, func(k, _ []byte) error {
+			s.RemovedMembers = append(s.RemovedMembers, printable(k))
 			return nil
 		})
 	}

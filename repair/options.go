@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/boltfix/boltfix/pagewalk"
+	"github.com/boltfix/boltfix/wal"
 	"go.uber.org/zap"
 )
 
@@ -23,6 +24,11 @@ type Options struct {
 	InitialCluster           string // name=peerURL[,name=peerURL]; only this member's entry is used
 	InitialAdvertisePeerURLs []string
 	InitialClusterToken      string
+	// ForceNewCluster (etcd's flag name) writes a new one-member cluster
+	// even when the data dir is one member of a cluster with other voting
+	// members; without it such a repair is refused (Report.Refused) before
+	// any heavy work.
+	ForceNewCluster bool
 	// BumpRevision and MarkCompacted: nil means decide (bump and mark when
 	// revisions may have gone backwards).
 	BumpRevision  *uint64
@@ -32,6 +38,10 @@ type Options struct {
 	// nil uses the in-process check (StartCheck); the CLI runs it in a
 	// child process so a crash of etcd cannot take the report with it.
 	StartCheck func(dataDir string) (keys int, rev int64, err error)
+	// ClusterStartCheck is StartCheck for RunCluster: restore the db as an
+	// n-member cluster under work on loopback and count every member's
+	// keys. nil uses the in-process ClusterStartCheck.
+	ClusterStartCheck func(db string, n int, work string) (keys []int, rev int64, err error)
 	// SkipStartCheck skips the etcd start (the report says so).
 	SkipStartCheck bool
 
@@ -44,6 +54,10 @@ type Options struct {
 	// replay loops. The temp dir is removed, nothing is published, and Run
 	// returns a *salvage.InterruptedError (errors.Is context.Canceled).
 	Context context.Context
+
+	// log, when set, replaces the data dir's own WAL: RunCluster repairs
+	// each member's db with the union of every member's WAL.
+	log *wal.Log
 }
 
 // peerURLs resolves the member's name and peer URLs from the flags.

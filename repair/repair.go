@@ -19,6 +19,9 @@ import (
 // ErrOutputExists: the output dir exists and is not empty, and Force is off.
 var ErrOutputExists = errors.New("output directory exists and is not empty (use --force to replace it)")
 
+// errRefused: the membership check refused the repair (Report.Refused).
+var errRefused = errors.New("refused: one member of a multi-member cluster")
+
 // ErrOutputInInput: the output is the input data dir or inside it.
 var ErrOutputInInput = errors.New("output is the input data dir or inside it: boltfix never writes into its input")
 
@@ -65,7 +68,24 @@ func Run(dataDir string, opts Options) (*Report, error) {
 		lg = zap.NewNop()
 	}
 	rep := &Report{Schema: ReportSchema, Input: dataDir, Output: opts.Out, LostRevisions: [][2]int64{}, LostReasons: []string{},
-		Disagreements: []string{}, Notes: []string{}, Next: []string{}, PossiblyStale: []salvage.StaleKey{}, Ledger: []salvage.ResourceLedger{}, Alarms: []string{}}
+		Disagreements: []string{}, Notes: []string{}, Next: []string{}, PossiblyStale: []salvage.StaleKey{}, Ledger: []salvage.ResourceLedger{}, Alarms: []string{},
+		Warnings: []string{}}
+
+	// The WAL and the .snap files say which cluster this is: a member of a
+	// multi-member cluster is refused before anything is salvaged or written.
+	// A missing WAL dir (a lost WAL disk) is no WAL: the db alone, with a
+	// warning. RunCluster gives the union of its members' WALs instead.
+	db, walDir := in.db, in.walDir
+	log, werr := opts.log, error(nil)
+	if log == nil && !in.walMissing {
+		log, werr = wal.Read(walDir)
+	}
+	if werr != nil && !errors.Is(werr, wal.ErrNoWAL) {
+		return nil, fmt.Errorf("read WAL: %w", werr)
+	}
+	if m := readMembership(db, log, nil); earlyGate(m, db) && gateMembership(m, opts, rep) {
+		return rep, nil
+	}
 	if err := os.MkdirAll(filepath.Dir(filepath.Clean(opts.Out)), 0o755); err != nil {
 		return nil, err
 	}
@@ -75,9 +95,13 @@ func Run(dataDir string, opts Options) (*Report, error) {
 	}
 	defer os.RemoveAll(work)
 
-	db, walDir := in.db, in.walDir
 	base := filepath.Join(work, "base.db")
-	st, err := prepareBase(db, base, opts, rep)
+	st, err := prepareBase(db, base, log, opts, rep)
+	if errors.Is(err, errRefused) || err == nil && rep.Membership == nil && gateMembership(readMembership(db, log, nil), opts, rep) {
+		// (The second: a db that was not scanned, and the early gate
+		// waited for it.)
+		return rep, nil
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -85,18 +109,9 @@ func Run(dataDir string, opts Options) (*Report, error) {
 		return nil, err
 	}
 
-	// The WAL: every committed entry the base lacks. A missing WAL dir (a
-	// lost WAL disk) is no WAL: the db alone, with a warning.
+	// The WAL (read above): every committed entry the base lacks.
 	salvage.StartPhase(opts.Progress, "reading and replaying the WAL", -1)
-	var log *wal.Log
-	var werr error
-	if !in.walMissing {
-		log, werr = wal.Read(walDir)
-	}
 	rep.WAL = &WALPart{}
-	if werr != nil && !errors.Is(werr, wal.ErrNoWAL) {
-		return nil, fmt.Errorf("read WAL: %w", werr)
-	}
 	if log != nil {
 		rep.WAL = &WALPart{Present: true, Clean: log.Clean(), FirstIndex: log.FirstIndex(), LastIndex: log.LastIndex(),
 			Commit: log.CommitIndex(), Stops: log.Stops(), Snapshots: len(log.Snapshots)}
@@ -162,7 +177,7 @@ type baseState struct {
 // prepareBase salvages the db into base and cuts it back to a state that
 // matches its consistent_index, so that replaying the entries above that
 // index gives every record the revision it had.
-func prepareBase(db, base string, opts Options, rep *Report) (*baseState, error) {
+func prepareBase(db, base string, log *wal.Log, opts Options, rep *Report) (*baseState, error) {
 	st := &baseState{dropped: map[string][]byte{}, ctx: opts.Context}
 	rep.DB = &DBPart{}
 	if _, err := os.Stat(db); err != nil {
@@ -189,6 +204,11 @@ func prepareBase(db, base string, opts Options, rep *Report) (*baseState, error)
 	res, err := f.Scan(pagewalk.Options{Progress: opts.Progress, Context: opts.Context})
 	if err != nil {
 		return nil, err
+	}
+	// The db's members bucket and confState complete the membership; a
+	// cluster the WAL could not show is refused here, before the salvage.
+	if gateMembership(readMembership(db, log, res.Report.Etcd), opts, rep) {
+		return nil, errRefused
 	}
 	rep.DB.Findings = len(res.Report.Findings)
 	rep.StorageVersion = res.Report.Etcd.StorageVersion

@@ -1,6 +1,7 @@
 package repair
 
 import (
+	"github.com/boltfix/boltfix/membership"
 	"github.com/boltfix/boltfix/salvage"
 	"github.com/boltfix/boltfix/wal"
 )
@@ -35,6 +36,15 @@ type Report struct {
 	// Alarms raised in the damaged db (NOSPACE, CORRUPT): they carry over
 	// and change how etcd behaves.
 	Alarms []string `json:"alarms"`
+
+	// Membership is the cluster the data dir belongs to. Refused is set
+	// when repair wrote nothing because the dir is one member of a cluster
+	// with other voting members; ForceNewCluster when it wrote a new
+	// one-member cluster anyway (Warnings says why that is dangerous).
+	Membership      *membership.Membership `json:"membership"`
+	Refused         *Refusal               `json:"refused,omitempty"`
+	ForceNewCluster bool                   `json:"force_new_cluster"`
+	Warnings        []string               `json:"warnings"`
 
 	DB            *DBPart           `json:"db"`
 	WAL           *WALPart          `json:"wal"`

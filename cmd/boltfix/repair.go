@@ -20,6 +20,7 @@ type repairOptions struct {
 	bump                                     uint64
 	markCompacted                            bool
 	json, aggressive, force, noStart         bool
+	forceNewCluster                          bool
 }
 
 func (o *repairOptions) AddFlags(cmd *cobra.Command) {
@@ -36,6 +37,7 @@ func (o *repairOptions) AddFlags(cmd *cobra.Command) {
 	f.Uint64Var(&o.bump, "bump-revision", 0, "raise the revision by this much (default: 1000000 when revisions may have gone backwards)")
 	f.BoolVar(&o.markCompacted, "mark-compacted", false, "mark the bumped revision compacted so watchers relist (default: with an automatic bump)")
 	f.BoolVar(&o.noStart, "skip-start-check", false, "do not start etcd on a copy of the result to check it")
+	f.BoolVar(&o.forceNewCluster, "force-new-cluster", false, "write a new one-member cluster even when DATA_DIR is one member of a cluster with other members (they must never run again beside it)")
 	_ = cmd.MarkFlagRequired("out")
 	_ = cmd.MarkFlagDirname("out")
 }
@@ -48,7 +50,7 @@ func init() {
 func newRepairCommand() *cobra.Command {
 	var o repairOptions
 	cmd := &cobra.Command{
-		Use:   "repair DATA_DIR --out NEW_DIR",
+		Use:   "repair DATA_DIR [DATA_DIR...] --out NEW_DIR",
 		Short: "Rebuild a member dir etcd starts from: salvage the db, replay the WAL",
 		Long: `repair salvages DATA_DIR/member/snap/db (or starts from nothing when it is
 missing), reads DATA_DIR/member/wal, replays the committed entries the salvaged
@@ -59,15 +61,29 @@ consistent_index against the new WAL, a start of etcd on a copy) before it
 reports success. DATA_DIR is never modified.
 
 By default the new dir is a drop-in for the original: same member name and
-peer URLs, single-member cluster. When revisions may have gone backwards it
+peer URLs, single-member cluster. When DATA_DIR is one member of a cluster
+with other voting members, repair writes nothing and prints etcd's procedure
+to replace the member from its healthy peers (a one-member cluster next to
+them would split the cluster); --force-new-cluster writes it anyway.
+
+With several DATA_DIRs, the data dirs of the members of one cluster, repair
+rebuilds the whole cluster: the union of their WALs, each member's db
+repaired with it, the best result cross-checked against the others, written
+as NEW_DIR/<member-name>/member for every original member (original names
+and peer URLs, --initial-cluster-token default etcd-cluster), and started
+as one cluster on loopback peer URLs as a check. When revisions may have gone backwards it
 bumps the revision and marks it compacted, so Kubernetes watch caches relist.
 
 EXIT STATUS
   0  complete: nothing lost
-  1  partial: the report names the lost revision ranges
+  1  partial: the report names the lost revision ranges; or refused (one
+     member of a multi-member cluster, nothing written)
   2  could not run`,
-		Args: cobra.ExactArgs(1),
+		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) > 1 {
+				return repairClusterFunc(cmd, args, o)
+			}
 			return repairFunc(cmd, args[0], o)
 		},
 	}
@@ -83,7 +99,7 @@ func repairFunc(cmd *cobra.Command, dataDir string, o repairOptions) error {
 	ctx := cmd.Context()
 	opts := repair.Options{Out: o.out, Force: o.force, Aggressive: o.aggressive, Name: o.name, WALDir: o.walDir,
 		InitialCluster: o.initialCluster, InitialAdvertisePeerURLs: o.peerURLs, InitialClusterToken: o.token,
-		SkipStartCheck: o.noStart, Context: ctx,
+		SkipStartCheck: o.noStart, Context: ctx, ForceNewCluster: o.forceNewCluster,
 		StartCheck: func(dir string) (int, int64, error) { return childStartCheck(ctx, dir) }}
 	if cmd.Flags().Changed("bump-revision") {
 		opts.BumpRevision = &o.bump
@@ -103,6 +119,8 @@ func repairFunc(cmd *cobra.Command, dataDir string, o repairOptions) error {
 		if err := writeJSON(stdout, rep); err != nil {
 			return cantRun(err)
 		}
+	} else if rep.Refused != nil {
+		printRefusal(stdout, rep)
 	} else {
 		printRepair(stdout, rep)
 	}
@@ -185,6 +203,7 @@ func printRepair(w io.Writer, r *repair.Report) {
 			r.Replay.ConsistentIndexBefore, r.Replay.ConsistentIndex, r.Replay.RevisionBefore, r.Replay.Revision, len(r.Replay.Rejected), len(r.Replay.Errors))})
 	}
 	rows = append(rows, []string{"version", r.Version})
+	rows = append(rows, []string{"membership", r.Membership.Summary()})
 	table(w, []string{"SOURCE", "WHAT"}, rows)
 
 	section(w, "records")
@@ -222,6 +241,9 @@ func printRepair(w io.Writer, r *repair.Report) {
 		for _, n := range r.Notes {
 			prose(w, "  - ", n)
 		}
+	}
+	for _, warn := range r.Warnings {
+		prose(w, "WARNING: ", warn)
 	}
 	section(w, "result")
 	if r.Complete {

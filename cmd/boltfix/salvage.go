@@ -90,12 +90,14 @@ func salvageFunc(ctx context.Context, stdout, stderr io.Writer, arg string, o sa
 		}
 		return cantRun(err)
 	}
+	m := dbMembership(in, res.Report.Etcd)
 	if o.json {
-		if err := writeJSON(stdout, rep); err != nil {
+		if err := writeJSON(stdout, salvageJSON{rep, m}); err != nil {
 			return cantRun(err)
 		}
 	} else {
 		printSalvage(stdout, rep)
+		printMembership(stdout, m)
 	}
 	if !rep.Complete {
 		return damaged()

@@ -87,12 +87,14 @@ func scanFunc(ctx context.Context, stdout, stderr io.Writer, arg string, o scanO
 	if err != nil {
 		return cantRun(err)
 	}
+	m := dbMembership(path, res.Report.Etcd)
 	if o.json {
-		if err := writeJSON(stdout, res.Report); err != nil {
+		if err := writeJSON(stdout, scanJSON{res.Report, m}); err != nil {
 			return cantRun(err)
 		}
 	} else {
 		printScan(stdout, res.Report)
+		printMembership(stdout, m)
 	}
 	if !res.Report.Clean {
 		return damaged()

@@ -46,6 +46,8 @@ func TestSalvageKubeHistory(t *testing.T) {
 				defer func() { t.Log(findingsOf(db)) }()
 			}
 			wrongVerdicts := checkVerdicts(t, truth)
+			tilingHook = func(s string) { t.Log("tiling:", s) }
+			defer func() { tilingHook = nil }()
 			out := filepath.Join(t.TempDir(), "new.db")
 			rep, err := Run(db, out, Options{})
 			wrongVerdicts()

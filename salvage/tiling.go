@@ -2,6 +2,7 @@ package salvage
 
 import (
 	"bytes"
+	"fmt"
 	"sort"
 
 	"github.com/boltfix/boltfix/pagewalk"
@@ -277,6 +278,15 @@ func tileRun(r damagedRun, cr *carveResult, branches map[uint64][]pagewalk.Branc
 		return nil
 	}
 	sols := resolveTiling(nodes, r.m, compact)
+	if tilingHook != nil {
+		stale := 0
+		for _, n := range nodes {
+			if n.stale {
+				stale++
+			}
+		}
+		tilingHook(fmt.Sprintf("range %x..%x: %d lost children at level %d, %d candidates (%d stale), %d answers", r.after, r.before, r.m, r.level, len(nodes), stale, len(sols)))
+	}
 	if len(sols) == 0 {
 		return nil
 	}
@@ -522,3 +532,6 @@ func (s *tileSearch) lacksAbove(x, y *tileNode) bool {
 	}
 	return false
 }
+
+// tilingHook, when set (by tests), is told how each damaged range went.
+var tilingHook func(string)

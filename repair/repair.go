@@ -64,7 +64,7 @@ func Run(dataDir string, opts Options) (*Report, error) {
 	if lg == nil {
 		lg = zap.NewNop()
 	}
-	rep := &Report{Schema: ReportSchema, Input: dataDir, Output: opts.Out, LostRevisions: [][2]int64{}, LostReasons: []string{},
+	rep := &Report{Schema: ReportSchema, Input: dataDir, Output: opts.Out, LostRevisions: [][2]int64{}, LostReasons: []string{}, Unproven: []string{},
 		Disagreements: []string{}, Notes: []string{}, Next: []string{}, PossiblyStale: []salvage.StaleKey{}, Ledger: []salvage.ResourceLedger{}, Alarms: []string{}}
 	if err := os.MkdirAll(filepath.Dir(filepath.Clean(opts.Out)), 0o755); err != nil {
 		return nil, err
@@ -104,7 +104,17 @@ func Run(dataDir string, opts Options) (*Report, error) {
 			rep.WAL.Stops = []*wal.Stop{}
 		}
 		rep.WAL.Missing = log.Missing(rep.DB.BaseIndex)
-		if fullHistory(log, rep) {
+		audited := false
+		if !fullHistory(log, rep) {
+			var err error
+			if audited, err = auditDB(&base, work, log, st, lg, rep); err != nil {
+				return nil, err
+			}
+		}
+		if audited {
+			// The audit settled the base: anchored and replayed, or found
+			// it older (or newer) than it claims with nothing to anchor it.
+		} else if fullHistory(log, rep) {
 			full := filepath.Join(work, "full.db")
 			if err := replayFull(full, base, log, st, lg, rep); err != nil {
 				return nil, err
@@ -157,6 +167,13 @@ type baseState struct {
 	topIntact  bool // the base revision is exactly the state at the db's consistent_index
 	compact    int64
 	ctx        context.Context // Options.Context, for the replays
+	term       uint64 // the db's term
+	// proven: an anchor replay reproduced every salvaged record above it,
+	// which proves the state it started from whatever the db claimed.
+	proven bool
+	// auditLost is the range the audit found lost (the db is not at the
+	// index it claims, and no anchor placed it), nil if none.
+	auditLost *salvage.LostRange
 }
 
 // prepareBase salvages the db into base and cuts it back to a state that
@@ -207,6 +224,26 @@ func prepareBase(db, base string, opts Options, rep *Report) (*baseState, error)
 	st.compact = srep.CompactRevision
 	if srep.ConsistentIndex != nil {
 		rep.DB.BaseIndex = *srep.ConsistentIndex
+	}
+	if srep.Term != nil {
+		st.term = *srep.Term
+	}
+	// Nothing etcd's code would crash on may stay in the store it restores.
+	bad, err := sanitizeDB(base)
+	if err != nil {
+		return nil, fmt.Errorf("validate the salvaged db: %w", err)
+	}
+	for _, b := range bad {
+		rep.Notes = append(rep.Notes, fmt.Sprintf("left out %s record %x: %s (etcd's code would crash on it)", b.Bucket, b.Key, b.Why))
+		switch {
+		case b.Bucket == "key" && b.Rev > 0:
+			st.lost = append(st.lost, [2]int64{b.Rev, b.Rev})
+			st.reasons = append(st.reasons, fmt.Sprintf("the record at revision %d could not be given to etcd: %s", b.Rev, b.Why))
+		case b.Bucket == "key":
+			rep.Unproven = append(rep.Unproven, fmt.Sprintf("a key-bucket record with no revision was left out (%s): what it held is unknown", b.Why))
+		default:
+			rep.Unproven = append(rep.Unproven, fmt.Sprintf("%s record %q left out: %s", b.Bucket, b.Key, b.Why))
+		}
 	}
 
 	// Where the tree's key bucket is intact at its top, its newest record
@@ -376,10 +413,41 @@ func (st *baseState) finishLost(rep *Report) {
 	for i := range lost {
 		all[i] = salvage.LostRange{From: lost[i][0], To: lost[i][1], Why: reasons[i]}
 	}
+	if st.auditLost != nil {
+		all = append(all, *st.auditLost)
+	}
 	rep.LostRevisions, rep.LostReasons = salvage.MergeLost(all)
 	// Disagreements are resolved in the WAL's favour (its records carry
 	// CRCs; the db's do not) and reported, not counted as loss.
 	rep.Complete = len(rep.LostRevisions) == 0
+	// Complete means proven: the db's claims must hold against the WAL
+	// (or a replay from index 1 or from an anchor must have rebuilt the
+	// state), and nothing left out may stand unexplained.
+	if rep.DB.Present && !st.fullReplay && !st.proven {
+		switch a := rep.Audit; {
+		case a == nil:
+		case !a.Holds:
+			rep.Unproven = append(rep.Unproven, "the audit against the WAL failed: "+a.Verdict)
+		case !a.Vouched:
+			rep.Unproven = append(rep.Unproven, a.Verdict)
+		}
+	}
+	if s := rep.DB.Salvage; s != nil && !st.fullReplay {
+		// Two differing copies of one revision: the kept one is proven
+		// only if the replay regenerated it (above the base revision).
+		n := 0
+		for _, c := range s.Conflicts {
+			if c.Revision.Main <= rep.DB.BaseRevision {
+				n++
+			}
+		}
+		if n > 0 {
+			rep.Unproven = append(rep.Unproven, fmt.Sprintf("%d revisions had differing copies in the db and no WAL entry settles which is right (--json db.salvage.conflicts)", n))
+		}
+	}
+	if len(rep.Unproven) > 0 {
+		rep.Complete = false
+	}
 	if s := rep.DB.Salvage; s != nil && s.Records.Uncertain > 0 && !st.fullReplay {
 		// Left-out carved records may have been real: only a full replay
 		// settles them.

@@ -167,7 +167,7 @@ type baseState struct {
 	topIntact  bool // the base revision is exactly the state at the db's consistent_index
 	compact    int64
 	ctx        context.Context // Options.Context, for the replays
-	term       uint64 // the db's term
+	term       uint64          // the db's term
 	// proven: an anchor replay reproduced every salvaged record above it,
 	// which proves the state it started from whatever the db claimed.
 	proven bool

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -64,7 +65,11 @@ func TestRepairCLITruncatedShortReport(t *testing.T) {
 	if len(rep.LostRevisions) <= maxLostRows {
 		t.Fatalf("only %d lost ranges: the test needs more than %d", len(rep.LostRevisions), maxLostRows)
 	}
-	if n := strings.Count(lost, "\n"); n > maxLostRows+10 {
+	// Rows start with a revision; a long reason wraps onto a second line.
+	if n := len(regexp.MustCompile(`(?m)^│ +\d+ +│`).FindAllString(lost, -1)); n != maxLostRows {
+		t.Errorf("%d ranges listed, want the %d largest", n, maxLostRows)
+	}
+	if n := strings.Count(lost, "\n"); n > 2*maxLostRows+10 {
 		t.Errorf("lost section is %d lines for %d ranges", n, len(rep.LostRevisions))
 	}
 

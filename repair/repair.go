@@ -233,17 +233,29 @@ func prepareBase(db, base string, opts Options, rep *Report) (*baseState, error)
 	if err != nil {
 		return nil, fmt.Errorf("validate the salvaged db: %w", err)
 	}
-	for _, b := range bad {
-		rep.Notes = append(rep.Notes, fmt.Sprintf("left out %s record %x: %s (etcd's code would crash on it)", b.Bucket, b.Key, b.Why))
+	noRev, other := 0, 0
+	for i, b := range bad {
+		switch {
+		case i < maxListedInvalid:
+			rep.Notes = append(rep.Notes, fmt.Sprintf("left out %s record %x: %s (etcd's code would crash on it)", b.Bucket, b.Key, b.Why))
+		case i == maxListedInvalid:
+			rep.Notes = append(rep.Notes, fmt.Sprintf("left out %d more records etcd's code would crash on", len(bad)-maxListedInvalid))
+		}
 		switch {
 		case b.Bucket == "key" && b.Rev > 0:
 			st.lost = append(st.lost, [2]int64{b.Rev, b.Rev})
 			st.reasons = append(st.reasons, fmt.Sprintf("the record at revision %d could not be given to etcd: %s", b.Rev, b.Why))
 		case b.Bucket == "key":
-			rep.Unproven = append(rep.Unproven, fmt.Sprintf("a key-bucket record with no revision was left out (%s): what it held is unknown", b.Why))
+			noRev++
 		default:
-			rep.Unproven = append(rep.Unproven, fmt.Sprintf("%s record %q left out: %s", b.Bucket, b.Key, b.Why))
+			other++
 		}
+	}
+	if noRev > 0 {
+		rep.Unproven = append(rep.Unproven, fmt.Sprintf("%d key-bucket entries with no revision were left out (see notes): what they held is unknown", noRev))
+	}
+	if other > 0 {
+		rep.Unproven = append(rep.Unproven, fmt.Sprintf("%d meta or lease records etcd would crash on were left out (see notes)", other))
 	}
 
 	// Where the tree's key bucket is intact at its top, its newest record

@@ -24,6 +24,10 @@ import (
 // there is a bug in boltfix, so every such record is taken out first, on
 // the copy boltfix wrote, and reported.
 
+// maxListedInvalid bounds the records taken out that the notes name one by
+// one.
+const maxListedInvalid = 20
+
 // invalidRecord is one record taken out of the salvaged db.
 type invalidRecord struct {
 	Bucket string

@@ -198,16 +198,16 @@ func printRepair(w io.Writer, r *repair.Report) {
 
 	if a := r.Audit; a != nil {
 		section(w, "audit (the db's claims against the WAL)")
-		fmt.Fprintln(w, a.Verdict)
+		prose(w, "", a.Verdict)
 		for i, f := range a.Failures {
 			if i == 3 {
-				fmt.Fprintf(w, "  ... %d contradictions in all (--json audit.failures)\n", a.Missing)
+				prose(w, "  ", fmt.Sprintf("... %d contradictions in all (--json audit.failures)", a.Missing))
 				break
 			}
-			fmt.Fprintln(w, "  "+f)
+			prose(w, "  - ", f)
 		}
 		if a.Unvouched != "" {
-			fmt.Fprintln(w, a.Unvouched)
+			prose(w, "", a.Unvouched)
 		}
 	}
 
@@ -248,7 +248,7 @@ func printRepair(w io.Writer, r *repair.Report) {
 			fmt.Fprintf(w, "  - %d lost revision ranges (above)\n", len(r.LostRevisions))
 		}
 		for _, u := range r.Unproven {
-			fmt.Fprintln(w, "  - "+u)
+			prose(w, "  - ", u)
 		}
 	}
 	section(w, "next steps")

@@ -121,7 +121,9 @@ func Run(dataDir string, opts Options) (*Report, error) {
 			}
 			base = full
 		} else if tryAnchors(&base, work, log, st, lg, rep) {
-			// The replay from the anchor rebuilt everything above it.
+			// The replay from the anchor rebuilt everything above it,
+			// including any effect the audit found missing after it.
+			st.proven = rep.Audit == nil || rep.Audit.settledBy(rep.DB.BaseIndex)
 		} else if err := replay(base, log, st, opts, lg, rep); err != nil {
 			return nil, err
 		}

@@ -176,7 +176,7 @@ func (au *auditor) collectAbove() {
 }
 
 // checkTerm: the term the db claims must be the term of the entry (or
-// snapshot) at its index.
+// snapshot) at its index, and no newer than the WAL's HardState.
 func (au *auditor) checkTerm() {
 	if au.term == 0 {
 		return // etcd before 3.5 kept no term
@@ -190,6 +190,11 @@ func (au *auditor) checkTerm() {
 		if s.Index == au.claimed && s.Flag == wal.FlagNone && s.Term != au.term {
 			au.a.fail(au.claimed, "the db's term %d is not the term %d of the WAL's snapshot at its consistent_index", au.term, s.Term)
 		}
+	}
+	// No entry the db applied can be of a term newer than the WAL's last
+	// HardState.
+	if hs := au.log.HardState; hs != nil && hs.Flag != wal.FlagCRCMismatch && hs.Term != 0 && au.term > hs.Term {
+		au.a.fail(au.claimed, "the db's term %d is newer than the WAL's HardState term %d", au.term, hs.Term)
 	}
 	au.termFailures = au.a.Missing
 }

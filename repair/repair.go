@@ -446,17 +446,21 @@ func (st *baseState) finishLost(rep *Report) {
 			rep.Unproven = append(rep.Unproven, a.Verdict)
 		}
 	}
-	if s := rep.DB.Salvage; s != nil && !st.fullReplay {
-		// Two differing copies of one revision: the kept one is proven
-		// only if the replay regenerated it (above the base revision).
-		n := 0
-		for _, c := range s.Conflicts {
-			if c.Revision.Main <= rep.DB.BaseRevision {
-				n++
+	if s := rep.DB.Salvage; s != nil && !st.fullReplay && s.UnverifiedCount > 0 {
+		// Values nothing vouches for (damage that can flip value bytes
+		// unseen, no identical copy): proven only where the replay
+		// regenerated them, above the base revision.
+		n := s.UnverifiedCount
+		if len(s.Unverified) == n {
+			n = 0
+			for _, u := range s.Unverified {
+				if u.Revision.Main <= rep.DB.BaseRevision {
+					n++
+				}
 			}
 		}
 		if n > 0 {
-			rep.Unproven = append(rep.Unproven, fmt.Sprintf("%d revisions had differing copies in the db and no WAL entry settles which is right (--json db.salvage.conflicts)", n))
+			rep.Unproven = append(rep.Unproven, fmt.Sprintf("%d records hold values nothing vouches for (%s): --json db.salvage.unverified", n, s.UnverifiedReason))
 		}
 	}
 	if len(rep.Unproven) > 0 {

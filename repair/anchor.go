@@ -15,6 +15,7 @@ import (
 	"github.com/boltfix/boltfix/salvage"
 	"github.com/boltfix/boltfix/wal"
 	bolt "go.etcd.io/bbolt"
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/mvccpb"
 	"go.etcd.io/etcd/server/v3/lease/leasepb"
 	"go.etcd.io/etcd/server/v3/storage/backend"
@@ -93,11 +94,17 @@ func tryAnchorsBelow(base *string, work string, log *wal.Log, st *baseState, lg 
 			cands[i], cands[j] = cands[j], cands[i]
 		}
 	}
+	return acceptAnchor(base, work, log, st, lg, rep, cands, fmt.Sprint(limit), "below the damage")
+}
+
+// acceptAnchor tries the anchors in order and takes the first whose replay
+// reproduces every salvaged record above it.
+func acceptAnchor(base *string, work string, log *wal.Log, st *baseState, lg *zap.Logger, rep *Report, cands []anchor, tag, where string) bool {
 	for i, a := range cands {
 		if salvage.Interrupted(st.ctx, "trying anchors") != nil {
 			return false // Run reports the interrupt at its next check
 		}
-		path := filepath.Join(work, fmt.Sprintf("anchor-%d-%d.db", limit, i))
+		path := filepath.Join(work, fmt.Sprintf("anchor-%s-%d.db", tag, i))
 		rr, regenerated, ok, why := replayFromAnchor(*base, path, log, a, st, lg)
 		if !ok {
 			rep.Notes = append(rep.Notes, fmt.Sprintf("anchor at WAL index %d (revision %d) rejected: %s", a.index, a.rev, why))
@@ -109,8 +116,8 @@ func tryAnchorsBelow(base *string, work string, log *wal.Log, st *baseState, lg 
 		rep.Counts.Replayed = len(rr.Records)
 		rep.Counts.Regenerated = regenerated
 		rep.DB.BaseIndex, rep.DB.BaseRevision = a.index, a.rev
-		rep.DB.Strategy += fmt.Sprintf("; anchored at WAL index %d, which produced revision %d below the damage: replayed from there and reproduced all %d salvaged records above it byte for byte",
-			a.index, a.rev, regenerated)
+		rep.DB.Strategy += fmt.Sprintf("; anchored at WAL index %d, which produced revision %d %s: replayed from there and reproduced all %d salvaged records above it byte for byte",
+			a.index, a.rev, where, regenerated)
 		// Everything above the anchor now comes from the replay.
 		var lost [][2]int64
 		var reasons []string
@@ -190,11 +197,11 @@ func findAnchors(dbPath string, log *wal.Log, low, compact int64, dbIndex uint64
 		if e.GetIndex() > dbIndex || e.Flag == wal.FlagCRCMismatch {
 			continue
 		}
-		d := wal.Decode(e.Entry)
-		if d.Request == nil || d.Request.Put == nil {
+		p := anchorPut(wal.Decode(e.Entry))
+		if p == nil {
 			continue
 		}
-		id := string(d.Request.Put.Key) + "\x00" + string(d.Request.Put.Value)
+		id := string(p.Key) + "\x00" + string(p.Value)
 		seen[id]++
 		puts = append(puts, put{e, id})
 	}
@@ -208,6 +215,31 @@ func findAnchors(dbPath string, log *wal.Log, low, compact int64, dbIndex uint64
 		out = append(out, anchor{index: p.e.GetIndex(), term: p.e.GetTerm(), rev: rs[0].rev})
 	}
 	return out, nil
+}
+
+// anchorPut returns the one put an entry can write: a plain put, or a txn
+// (what Kubernetes writes with) whose branches hold exactly one write, a
+// put. Whichever branch ran, the revision it produced is that put alone.
+func anchorPut(d wal.DecodedEntry) *pb.PutRequest {
+	switch r := d.Request; {
+	case r == nil:
+		return nil
+	case r.Put != nil:
+		return r.Put
+	case r.Txn != nil:
+		var put *pb.PutRequest
+		for _, op := range append(slices.Clone(r.Txn.Success), r.Txn.Failure...) {
+			switch {
+			case op.GetRequestPut() != nil && put == nil:
+				put = op.GetRequestPut()
+			case op.GetRequestRange() != nil:
+			default:
+				return nil
+			}
+		}
+		return put
+	}
+	return nil
 }
 
 // replayFromAnchor builds the store at anchor a from the salvaged records up

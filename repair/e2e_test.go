@@ -24,6 +24,20 @@ func inLost(rep *Report, rev int64) bool {
 // stale, missing or resurrected outside a reported lost range.
 func judge(t *testing.T, truth *fixtures.Truth, rep *Report, wantExact bool) {
 	t.Helper()
+	got := judgeKeys(t, truth, rep, wantExact)
+	if !rep.Checks.IndexWithinWAL || !rep.Checks.EtcdStarted {
+		t.Errorf("self-checks: %+v", rep.Checks)
+	}
+	if rep.Checks.EtcdKeys != len(got) {
+		t.Errorf("start check counted %d keys, etcd serves %d", rep.Checks.EtcdKeys, len(got))
+	}
+}
+
+// judgeKeys is judge without repair's own start check (tests that run
+// with SkipStartCheck: etcd starts here anyway). It returns what etcd
+// served.
+func judgeKeys(t *testing.T, truth *fixtures.Truth, rep *Report, wantExact bool) map[string]fixtures.KV {
+	t.Helper()
 	got, _, err := fixtures.ReadAll(rep.Output)
 	if err != nil {
 		t.Fatalf("etcd on the repaired dir: %v", err)
@@ -48,6 +62,10 @@ func judge(t *testing.T, truth *fixtures.Truth, rep *Report, wantExact bool) {
 	if silent > 3 {
 		t.Errorf("... %d silent losses in all", silent)
 	}
+	// Complete is a promise: never on a wrong key.
+	if rep.Complete && !d.OK() {
+		t.Errorf("complete=true but %s (audit: %+v)", d, rep.Audit)
+	}
 	if len(d.Extra) > 0 {
 		t.Errorf("keys that never existed: %v", d.Extra)
 	}
@@ -67,13 +85,8 @@ func judge(t *testing.T, truth *fixtures.Truth, rep *Report, wantExact bool) {
 	if err := bboltCheck(filepath.Join(rep.Output, "member", "snap", "db")); err != nil {
 		t.Errorf("the published db fails bbolt's check: %v", err)
 	}
-	if !rep.Checks.IndexWithinWAL || !rep.Checks.EtcdStarted {
-		t.Errorf("self-checks: %+v", rep.Checks)
-	}
-	if rep.Checks.EtcdKeys != len(got) {
-		t.Errorf("start check counted %d keys, etcd serves %d", rep.Checks.EtcdKeys, len(got))
-	}
 	t.Logf("%s: %s | lost %v | counts %+v | strategy: %s", rep.Output, d, rep.LostRevisions, rep.Counts, rep.DB.Strategy)
+	return got
 }
 
 // checkTight holds the lost ranges against what is really lost

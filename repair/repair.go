@@ -67,7 +67,7 @@ func Run(dataDir string, opts Options) (*Report, error) {
 	if lg == nil {
 		lg = zap.NewNop()
 	}
-	rep := &Report{Schema: ReportSchema, Input: dataDir, Output: opts.Out, LostRevisions: [][2]int64{}, LostReasons: []string{},
+	rep := &Report{Schema: ReportSchema, Input: dataDir, Output: opts.Out, LostRevisions: [][2]int64{}, LostReasons: []string{}, Unproven: []string{},
 		Disagreements: []string{}, Notes: []string{}, Next: []string{}, PossiblyStale: []salvage.StaleKey{}, Ledger: []salvage.ResourceLedger{}, Alarms: []string{},
 		Warnings: []string{}}
 
@@ -119,14 +119,26 @@ func Run(dataDir string, opts Options) (*Report, error) {
 			rep.WAL.Stops = []*wal.Stop{}
 		}
 		rep.WAL.Missing = log.Missing(rep.DB.BaseIndex)
-		if fullHistory(log, rep) {
+		audited := false
+		if !fullHistory(log, rep) {
+			var err error
+			if audited, err = auditDB(&base, work, log, st, lg, rep); err != nil {
+				return nil, err
+			}
+		}
+		if audited {
+			// The audit settled the base: anchored and replayed, or found
+			// it older (or newer) than it claims with nothing to anchor it.
+		} else if fullHistory(log, rep) {
 			full := filepath.Join(work, "full.db")
 			if err := replayFull(full, base, log, st, lg, rep); err != nil {
 				return nil, err
 			}
 			base = full
 		} else if tryAnchors(&base, work, log, st, lg, rep) {
-			// The replay from the anchor rebuilt everything above it.
+			// The replay from the anchor rebuilt everything above it,
+			// including any effect the audit found missing after it.
+			st.proven = rep.Audit == nil || rep.Audit.settledBy(rep.DB.BaseIndex)
 		} else if err := replay(base, log, st, opts, lg, rep); err != nil {
 			return nil, err
 		}
@@ -172,6 +184,13 @@ type baseState struct {
 	topIntact  bool // the base revision is exactly the state at the db's consistent_index
 	compact    int64
 	ctx        context.Context // Options.Context, for the replays
+	term       uint64          // the db's term
+	// proven: an anchor replay reproduced every salvaged record above it,
+	// which proves the state it started from whatever the db claimed.
+	proven bool
+	// auditLost is the range the audit found lost (the db is not at the
+	// index it claims, and no anchor placed it), nil if none.
+	auditLost *salvage.LostRange
 }
 
 // prepareBase salvages the db into base and cuts it back to a state that
@@ -227,6 +246,38 @@ func prepareBase(db, base string, log *wal.Log, opts Options, rep *Report) (*bas
 	st.compact = srep.CompactRevision
 	if srep.ConsistentIndex != nil {
 		rep.DB.BaseIndex = *srep.ConsistentIndex
+	}
+	if srep.Term != nil {
+		st.term = *srep.Term
+	}
+	// Nothing etcd's code would crash on may stay in the store it restores.
+	bad, err := sanitizeDB(base)
+	if err != nil {
+		return nil, fmt.Errorf("validate the salvaged db: %w", err)
+	}
+	noRev, other := 0, 0
+	for i, b := range bad {
+		switch {
+		case i < maxListedInvalid:
+			rep.Notes = append(rep.Notes, fmt.Sprintf("left out %s record %x: %s (etcd's code would crash on it)", b.Bucket, b.Key, b.Why))
+		case i == maxListedInvalid:
+			rep.Notes = append(rep.Notes, fmt.Sprintf("left out %d more records etcd's code would crash on", len(bad)-maxListedInvalid))
+		}
+		switch {
+		case b.Bucket == "key" && b.Rev > 0:
+			st.lost = append(st.lost, [2]int64{b.Rev, b.Rev})
+			st.reasons = append(st.reasons, fmt.Sprintf("the record at revision %d could not be given to etcd: %s", b.Rev, b.Why))
+		case b.Bucket == "key":
+			noRev++
+		default:
+			other++
+		}
+	}
+	if noRev > 0 {
+		rep.Unproven = append(rep.Unproven, fmt.Sprintf("%d key-bucket entries with no revision were left out (see notes): what they held is unknown", noRev))
+	}
+	if other > 0 {
+		rep.Unproven = append(rep.Unproven, fmt.Sprintf("%d meta or lease records etcd would crash on were left out (see notes)", other))
 	}
 
 	// Where the tree's key bucket is intact at its top, its newest record
@@ -396,10 +447,45 @@ func (st *baseState) finishLost(rep *Report) {
 	for i := range lost {
 		all[i] = salvage.LostRange{From: lost[i][0], To: lost[i][1], Why: reasons[i]}
 	}
+	if st.auditLost != nil {
+		all = append(all, *st.auditLost)
+	}
 	rep.LostRevisions, rep.LostReasons = salvage.MergeLost(all)
 	// Disagreements are resolved in the WAL's favour (its records carry
 	// CRCs; the db's do not) and reported, not counted as loss.
 	rep.Complete = len(rep.LostRevisions) == 0
+	// Complete means proven: the db's claims must hold against the WAL
+	// (or a replay from index 1 or from an anchor must have rebuilt the
+	// state), and nothing left out may stand unexplained.
+	if rep.DB.Present && !st.fullReplay && !st.proven {
+		switch a := rep.Audit; {
+		case a == nil:
+		case !a.Holds:
+			rep.Unproven = append(rep.Unproven, "the audit against the WAL failed: "+a.Verdict)
+		case !a.Vouched:
+			rep.Unproven = append(rep.Unproven, a.Verdict)
+		}
+	}
+	if s := rep.DB.Salvage; s != nil && !st.fullReplay && s.UnverifiedCount > 0 {
+		// Values nothing vouches for (damage that can flip value bytes
+		// unseen, no identical copy): proven only where the replay
+		// regenerated them, above the base revision.
+		n := s.UnverifiedCount
+		if len(s.Unverified) == n {
+			n = 0
+			for _, u := range s.Unverified {
+				if u.Revision.Main <= rep.DB.BaseRevision {
+					n++
+				}
+			}
+		}
+		if n > 0 {
+			rep.Unproven = append(rep.Unproven, fmt.Sprintf("%d records hold values nothing vouches for (%s): --json db.salvage.unverified", n, s.UnverifiedReason))
+		}
+	}
+	if len(rep.Unproven) > 0 {
+		rep.Complete = false
+	}
 	if s := rep.DB.Salvage; s != nil && s.Records.Uncertain > 0 && !st.fullReplay {
 		// Left-out carved records may have been real: only a full replay
 		// settles them.

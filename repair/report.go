@@ -22,6 +22,13 @@ type Report struct {
 	// the end cannot be known (e.g. no db survives).
 	LostRevisions [][2]int64 `json:"lost_revisions"`
 	LostReasons   []string   `json:"lost_reasons"`
+	// Unproven says why the repair is not complete beyond the lost
+	// ranges: what could not be proven (the audit failed or nothing could
+	// vouch for the db; records left out whose revision is unknown).
+	Unproven []string `json:"unproven"`
+	// Audit is the check of the db's claims against the WAL; nil when the
+	// whole history was replayed from index 1, or there is no db or WAL.
+	Audit *Audit `json:"audit"`
 	// Counts of key-bucket records in the new db by source.
 	Counts Counts `json:"counts"`
 	// Disagreements are revisions whose record from the db differs from

@@ -189,6 +189,14 @@ func copyOtherBuckets(res *pagewalk.Result, w *dbWriter, rep *Report, isEtcd boo
 		if len(b.Path) == 0 || b.IsKeyBucket() {
 			continue
 		}
+		if string(b.Path[0]) == "key" {
+			// A bucket inside key (a flipped bucket flag): etcd reads
+			// every entry of key as a revision record and panics on
+			// its name ("invalid revision length").
+			rep.Buckets = append(rep.Buckets, BucketCount{Bucket: pathStrings(b.Path), LeftOut: b.Records, Damaged: true})
+			rep.Notes = appendCapped(rep.Notes, fmt.Sprintf("bucket %q inside the key bucket left out: etcd cannot read it", pathStrings(b.Path)))
+			continue
+		}
 		bc := BucketCount{Bucket: pathStrings(b.Path), Damaged: b.Damaged}
 		bkt, err := w.bucket(b.Path)
 		if isRefused(err) {

@@ -98,7 +98,8 @@ func TestReportsFitWidth(t *testing.T) {
 		DB:            &repair.DBPart{Present: true, Strategy: long},
 		WAL:           &repair.WALPart{Present: true, Clean: true, FirstIndex: 1, LastIndex: 9000, Commit: 9000},
 		LostRevisions: [][2]int64{{100, 0}}, LostReasons: []string{long},
-		Member: &wal.MemberResult{Name: "default", PeerURLs: []string{"http://localhost:2380"}, From: "members-bucket"}, Notes: []string{long}, Next: []string{long}, BumpReason: long}
+		Member: &wal.MemberResult{Name: "default", PeerURLs: []string{"http://localhost:2380"}, From: "members-bucket"}, Notes: []string{long}, Next: []string{long}, BumpReason: long,
+		Audit: &repair.Audit{Verdict: long, Failures: []string{long}, Unvouched: long}, Unproven: []string{long}}
 	var b bytes.Buffer
 	printRepair(&b, rep)
 	checkWidth(t, "synthetic repair report", b.String())

@@ -4,7 +4,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"os"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -105,22 +107,83 @@ func (p *progress) finish() {
 // The library tells the bar about phases through this interface.
 var _ salvage.Phaser = (*progress)(nil)
 
-// lostTable prints lost revision ranges; to 0 is shown as openEnd.
+// maxLostRows bounds the lost ranges the human report lists: a truncated
+// db can lose hundreds of ranges, most one revision wide, and a screen of
+// them hides what matters. --json keeps every range.
+const maxLostRows = 10
+
+// lostTable summarises lost revision ranges: totals, how many are single
+// revisions, and the largest ranges first (an open end is the largest);
+// to 0 is shown as openEnd.
 func lostTable(w io.Writer, ranges [][2]int64, reasons []string, openEnd string) {
 	section(w, fmt.Sprintf("lost revisions (%d ranges)", len(ranges)))
 	if len(ranges) == 0 {
 		fmt.Fprintln(w, "none")
 		return
 	}
-	var rows [][]string
-	for i, lr := range ranges {
-		to := openEnd
-		if lr[1] != 0 {
-			to = strconv.FormatInt(lr[1], 10)
-		}
-		rows = append(rows, []string{strconv.FormatInt(lr[0], 10), to, reasons[i]})
+	s := summarizeLost(ranges)
+	fmt.Fprintf(w, "%d revisions in %d closed ranges (%d of them single revisions)", s.revisions, len(ranges)-s.open, s.singles)
+	if s.open > 0 {
+		fmt.Fprintf(w, "; and every revision from %d on", s.openFrom)
 	}
-	table(w, []string{"FROM", "TO", "WHY"}, rows)
+	fmt.Fprintln(w)
+	var rows [][]string
+	for _, i := range s.order[:min(len(s.order), maxLostRows)] {
+		lr := ranges[i]
+		to, n := openEnd, "open"
+		if lr[1] != 0 {
+			to, n = strconv.FormatInt(lr[1], 10), strconv.FormatInt(lr[1]-lr[0]+1, 10)
+		}
+		why := ""
+		if i < len(reasons) {
+			why = reasons[i]
+		}
+		rows = append(rows, []string{strconv.FormatInt(lr[0], 10), to, n, why})
+	}
+	table(w, []string{"FROM", "TO", "REVISIONS", "WHY"}, rows)
+	if len(ranges) > maxLostRows {
+		fmt.Fprintf(w, "the %d largest of %d ranges; --json lost_revisions lists every one\n", maxLostRows, len(ranges))
+	}
+}
+
+// lostSummary is what lostTable prints above the rows.
+type lostSummary struct {
+	revisions, singles, open int
+	openFrom                 int64
+	order                    []int // range indexes, largest first
+}
+
+func summarizeLost(ranges [][2]int64) lostSummary {
+	var s lostSummary
+	size := func(r [2]int64) int64 {
+		if r[1] == 0 {
+			return math.MaxInt64
+		}
+		return r[1] - r[0] + 1
+	}
+	for i, r := range ranges {
+		s.order = append(s.order, i)
+		switch {
+		case r[1] == 0:
+			if s.open == 0 || r[0] < s.openFrom {
+				s.openFrom = r[0]
+			}
+			s.open++
+		case r[1] == r[0]:
+			s.singles++
+			s.revisions++
+		default:
+			s.revisions += int(r[1] - r[0] + 1)
+		}
+	}
+	sort.SliceStable(s.order, func(a, b int) bool {
+		ra, rb := ranges[s.order[a]], ranges[s.order[b]]
+		if size(ra) != size(rb) {
+			return size(ra) > size(rb)
+		}
+		return ra[0] < rb[0]
+	})
+	return s
 }
 
 // ledgerTable prints the Kubernetes ledger: per resource, what came back.

@@ -75,9 +75,10 @@ as one cluster on loopback peer URLs as a check. When revisions may have gone ba
 bumps the revision and marks it compacted, so Kubernetes watch caches relist.
 
 EXIT STATUS
-  0  complete: nothing lost
-  1  partial: the report names the lost revision ranges; or refused (one
-     member of a multi-member cluster, nothing written)
+  0  complete: nothing lost, and the db's claims hold against the WAL
+  1  partial: the report names the lost revision ranges and what could not
+     be proven; or refused (one member of a multi-member cluster, nothing
+     written)
   2  could not run`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -214,6 +215,21 @@ func printRepair(w io.Writer, r *repair.Report) {
 		prose(w, "", fmt.Sprintf("%d revisions differ between the db and the WAL (the WAL's version was kept): %s", len(r.Disagreements), strings.Join(r.Disagreements[:min(10, len(r.Disagreements))], ", ")))
 	}
 
+	if a := r.Audit; a != nil {
+		section(w, "audit (the db's claims against the WAL)")
+		prose(w, "", a.Verdict)
+		for i, f := range a.Failures {
+			if i == 3 {
+				prose(w, "  ", fmt.Sprintf("... %d contradictions in all (--json audit.failures)", a.Missing))
+				break
+			}
+			prose(w, "  - ", f)
+		}
+		if a.Unvouched != "" {
+			prose(w, "", a.Unvouched)
+		}
+	}
+
 	lostTable(w, r.LostRevisions, r.LostReasons, "unknown")
 	if len(r.LostRevisions) > 0 {
 		fmt.Fprintf(w, "%d keys may be stale or deleted (see --json possibly_stale)\n", r.PossiblyStaleCount)
@@ -249,7 +265,13 @@ func printRepair(w io.Writer, r *repair.Report) {
 	if r.Complete {
 		fmt.Fprintln(w, "COMPLETE: every revision is accounted for.")
 	} else {
-		fmt.Fprintln(w, "PARTIAL: the lost revisions above could not be recovered.")
+		fmt.Fprintln(w, "PARTIAL: not everything could be recovered or proven:")
+		if len(r.LostRevisions) > 0 {
+			fmt.Fprintf(w, "  - %d lost revision ranges (above)\n", len(r.LostRevisions))
+		}
+		for _, u := range r.Unproven {
+			prose(w, "  - ", u)
+		}
 	}
 	section(w, "next steps")
 	for i, n := range r.Next {

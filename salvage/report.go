@@ -95,7 +95,7 @@ type RecordCounts struct {
 	Uncertain      int `json:"uncertain"`       // carved, possibly compaction garbage
 	Written        int `json:"written"`         // in the new db
 	Rejected       int `json:"rejected"`        // revision-shaped records whose value failed validation
-	Inconsistent   int `json:"inconsistent"`    // reached records that decode but disagree with their revision key (kept)
+	Inconsistent   int `json:"inconsistent"`    // reached records that decode but disagree with their revision key (left out)
 	CarvedPages    int `json:"carved_pages"`    // pages that gave at least one record
 	CandidatePages int `json:"candidate_pages"` // unreached leaf pages examined
 }

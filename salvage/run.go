@@ -503,8 +503,18 @@ func mergeKeyBucket(res *pagewalk.Result, cr *carveResult, w *dbWriter, rep *Rep
 				return nil
 			}
 			if err != nil {
+				// A put's mod_revision is its own revision, create <= mod,
+				// version > 0: a record that breaks this was changed on
+				// disk, in its key or its value. Written under a flipped key
+				// it would move etcd's current revision anywhere; left out,
+				// the revision it claims either way is reported lost.
 				rep.Records.Inconsistent++
-				rep.Notes = appendCapped(rep.Notes, fmt.Sprintf("record %s decodes but is inconsistent (%v): kept as reached", rev, err))
+				rep.Notes = appendCapped(rep.Notes, fmt.Sprintf("record %s decodes but is inconsistent (%v): left out", rev, err))
+				ks.undecodable = append(ks.undecodable, rev.Main)
+				if kv.ModRevision > 0 && kv.ModRevision != rev.Main {
+					ks.undecodable = append(ks.undecodable, kv.ModRevision)
+				}
+				return nil
 			}
 			rep.Records.Reached++
 			reachedBC.Reached++
@@ -545,7 +555,11 @@ func lostRanges(res *pagewalk.Result, ks *keySpace, cr *carveResult, rep *Report
 	}
 	var out []lr
 	for _, m := range ks.undecodable {
-		out = append(out, lr{[2]int64{m, m}, "a reached record's value does not decode (etcd would panic on it): left out"})
+		// A revision past every written one came from a flipped key: no
+		// record was ever there.
+		if m >= 1 && m <= max(ks.last, 1) {
+			out = append(out, lr{[2]int64{m, m}, "a reached record does not decode, or disagrees with its revision (etcd would panic on it, or move its revision): left out"})
+		}
 	}
 	for _, m := range ks.ambiguous {
 		out = append(out, lr{[2]int64{m, m}, "a record that two copies of its key range disagree on, and nothing in the file tells which copy is newer: left out (it may be live, or deleted and compacted)"})

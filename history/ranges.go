@@ -2,7 +2,6 @@ package history
 
 import (
 	"bytes"
-	"encoding/hex"
 
 	"github.com/boltfix/boltfix/pagewalk"
 )
@@ -20,20 +19,7 @@ func uncertainRanges(res *pagewalk.Result) uncertain {
 	if kb == nil {
 		return uncertain{all: true}
 	}
-	var u uncertain
-	for _, f := range res.Report.Findings {
-		if f.Lost == nil || len(f.Bucket) != 1 || f.Bucket[0] != "key" {
-			continue
-		}
-		var r [2][]byte
-		if f.Lost.After != nil {
-			r[0], _ = hex.DecodeString(f.Lost.After.Hex)
-		}
-		if f.Lost.Before != nil {
-			r[1], _ = hex.DecodeString(f.Lost.Before.Hex)
-		}
-		u.iv = append(u.iv, r)
-	}
+	u := uncertain{iv: res.LostKeyRanges("key")}
 	return u
 }
 

@@ -3,6 +3,7 @@ package pagewalk
 import (
 	"bytes"
 	"context"
+	"encoding/hex"
 	"fmt"
 	"sort"
 )
@@ -355,6 +356,27 @@ func (r *Result) UnreachedBranches() []uint64 {
 		if r.reach[pgid] == reachNone && s.typ == TypeBranch && s.state == stateWellFormed {
 			out = append(out, uint64(pgid))
 		}
+	}
+	return out
+}
+
+// LostKeyRanges returns the open key ranges (after, before; a nil bound is
+// unbounded) that the findings in the top-level bucket name report lost
+// under damage, in finding order.
+func (r *Result) LostKeyRanges(name string) [][2][]byte {
+	var out [][2][]byte
+	for _, f := range r.Report.Findings {
+		if f.Lost == nil || len(f.Bucket) != 1 || f.Bucket[0] != name {
+			continue
+		}
+		var kr [2][]byte
+		if f.Lost.After != nil {
+			kr[0], _ = hex.DecodeString(f.Lost.After.Hex)
+		}
+		if f.Lost.Before != nil {
+			kr[1], _ = hex.DecodeString(f.Lost.Before.Hex)
+		}
+		out = append(out, kr)
 	}
 	return out
 }

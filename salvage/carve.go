@@ -3,7 +3,6 @@ package salvage
 import (
 	"bytes"
 	"context"
-	"encoding/hex"
 	"sort"
 
 	"github.com/boltfix/boltfix/pagewalk"
@@ -256,20 +255,7 @@ func neededRanges(res *pagewalk.Result) keyRanges {
 	if kb == nil || kb.Last == nil {
 		return keyRanges{all: true}
 	}
-	iv := [][2][]byte{{kb.Last, nil}}
-	for _, f := range res.Report.Findings {
-		if f.Lost == nil || len(f.Bucket) != 1 || f.Bucket[0] != "key" {
-			continue
-		}
-		var r [2][]byte
-		if f.Lost.After != nil {
-			r[0], _ = hex.DecodeString(f.Lost.After.Hex)
-		}
-		if f.Lost.Before != nil {
-			r[1], _ = hex.DecodeString(f.Lost.Before.Hex)
-		}
-		iv = append(iv, r)
-	}
+	iv := append([][2][]byte{{kb.Last, nil}}, res.LostKeyRanges("key")...)
 	// Sort by lower bound (nil first) and merge overlaps.
 	sort.Slice(iv, func(i, j int) bool {
 		return iv[i][0] == nil && iv[j][0] != nil || iv[j][0] != nil && bytes.Compare(iv[i][0], iv[j][0]) < 0

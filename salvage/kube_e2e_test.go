@@ -91,7 +91,7 @@ func TestSalvageKubeHistory(t *testing.T) {
 // one compaction kept, a record proven live must be it. The returned func
 // reports and unhooks.
 func checkVerdicts(t *testing.T, truth *fixtures.Truth) func() {
-	kept := keptByCompaction(truth)
+	kept := fixtures.NewestAtCompaction(truth)
 	var wrong []string
 	verdictHook = func(rev pagewalk.Revision, key string, v verdict) {
 		isKept := kept[key] == rev.Main && !rev.Tombstone
@@ -116,23 +116,6 @@ func checkVerdicts(t *testing.T, truth *fixtures.Truth) func() {
 			t.Errorf("wrong verdict: %s", w)
 		}
 	}
-}
-
-// keptByCompaction maps each key to the main revision of its record that
-// the last compaction kept (its newest at or below the compaction point).
-func keptByCompaction(truth *fixtures.Truth) map[string]int64 {
-	kept := map[string]int64{}
-	for main, chs := range truth.Revisions {
-		if main > truth.CompactRev {
-			continue
-		}
-		for _, ch := range chs {
-			if main > kept[ch.Key] {
-				kept[ch.Key] = main
-			}
-		}
-	}
-	return kept
 }
 
 var debugFindings = false

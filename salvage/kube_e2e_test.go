@@ -3,6 +3,7 @@ package salvage
 import (
 	"fmt"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/boltfix/boltfix/fixtures"
@@ -129,4 +130,63 @@ func findingsOf(db string) string {
 		out += fmt.Sprintf("[%s page %v el %v els %v msg %s] ", x.Kind, pageOf(x), x.Element, x.Elements, x.Message)
 	}
 	return out
+}
+
+// TestKubeTrapIsArmed: the deleted namespace's objects, compacted away,
+// still have records on free pages of the Kubernetes-shaped fixture (else
+// the tests above would not show that they never come back), and salvage
+// of the healthy file brings none of them back.
+func TestKubeTrapIsArmed(t *testing.T) {
+	dir, truth := fixtures.Cached(t, "kube", fixtures.KubeWorkload())
+	db := fixtures.DBPath(dir)
+	f, err := pagewalk.Open(db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := f.Scan(pagewalk.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	onFree := map[string]bool{}
+	for _, pg := range res.CarveCandidates() {
+		n, err := f.ReadNode(pg)
+		if err != nil {
+			continue
+		}
+		for i := 0; i < int(n.Count); i++ {
+			e, fe := n.Leaf(i)
+			if fe != nil {
+				continue
+			}
+			kv, err := pagewalk.ParseKeyValue(e.Value)
+			if _, deleted := truth.Deleted[string(kv.Key)]; err == nil && deleted && strings.Contains(string(kv.Key), "/team-d/") {
+				onFree[string(kv.Key)] = true
+			}
+		}
+	}
+	f.Close()
+	if len(onFree) == 0 {
+		t.Fatal("no record of a deleted team-d object lies on a free page: the trap is not armed")
+	}
+	for _, damage := range []func(string) (fixtures.Damage, error){
+		func(string) (fixtures.Damage, error) { return fixtures.Damage{}, nil },
+		func(db string) (fixtures.Damage, error) { return fixtures.HalfZeroBranch(db, "key", 0) },
+	} {
+		dir, _ := fixtures.Cached(t, "kube", fixtures.KubeWorkload())
+		db := fixtures.DBPath(dir)
+		if _, err := damage(db); err != nil {
+			t.Fatal(err)
+		}
+		out := filepath.Join(t.TempDir(), "new.db")
+		if _, err := Run(db, out, Options{}); err != nil {
+			t.Fatal(err)
+		}
+		s := readSalvaged(t, out)
+		for k := range onFree {
+			if _, back := s.latest[k]; back {
+				t.Errorf("deleted and compacted %q came back", k)
+			}
+		}
+	}
+	t.Logf("%d deleted team-d objects have records on free pages; none came back", len(onFree))
 }

@@ -491,8 +491,8 @@ func (s *genericState) finish() {
 		rep.Notes = appendCapped(rep.Notes, "records found outside the walked tree were not put back: "+g.ProofMissing)
 	}
 	app := "the application"
-	if rep.Layout != nil && rep.Layout.Application != "" {
-		app = rep.Layout.Application
+	if rep.Layout != nil && programs[rep.Layout.Application] != "" {
+		app = programs[rep.Layout.Application]
 	}
 	switch {
 	case rep.Complete:
@@ -517,4 +517,13 @@ func tiedRoots(res *pagewalk.Result) map[uint64]bool {
 		}
 	}
 	return tied
+}
+
+// programs names the program that owns each known layout, for advice.
+var programs = map[string]string{
+	"containerd-metadata": "containerd",
+	"raft-boltdb":         "the raft node (Consul, Nomad, Vault)",
+	"vault-fsm":           "Vault",
+	"portainer":           "Portainer",
+	"influxdb2":           "influxd",
 }

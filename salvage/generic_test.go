@@ -232,6 +232,9 @@ func TestGenericContainerdHalfZeroNestedBranch(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Log(d)
+	if len(d.Orphaned) == 0 {
+		t.Fatal("the damage orphaned nothing")
+	}
 	rep, got := salvageGeneric(t, db)
 	if rep.Layout.Application != "containerd-metadata" {
 		t.Errorf("layout %+v", rep.Layout)

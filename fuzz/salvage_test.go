@@ -14,7 +14,8 @@ import (
 // FuzzSalvage salvages seed dbs damaged by structured edits (the same
 // edits as FuzzScanEdits): salvage never panics, fails only on a file with
 // no bbolt structure at all, and whatever it writes opens in bbolt and
-// passes tx.Check.
+// passes tx.Check. Selectors from genericSeedFirst up pick a bbolt file
+// that is not etcd's (the generic path: orphaned subtrees, lost+found).
 func FuzzSalvage(f *testing.F) {
 	f.Add(uint8(0), []byte{})
 	f.Add(uint8(0), []byte{1, 0, 5, 0, 3, 0, 0, 0})
@@ -22,8 +23,15 @@ func FuzzSalvage(f *testing.F) {
 	f.Add(uint8(1), []byte{3, 2, 6, 0, 7, 0, 0, 0})
 	f.Add(uint8(0), []byte{4, 12, 3, 0, 0xff, 0xff, 0, 0})
 	f.Add(uint8(3), []byte{0, 1, 2, 0, 40, 0, 0xAB, 0, 5, 0})
+	f.Add(uint8(genericSeedFirst), []byte{})
+	f.Add(uint8(genericSeedFirst), []byte{1, 0, 5, 0, 3, 0, 0, 0})
+	f.Add(uint8(genericSeedFirst+1), []byte{2, 0, 4, 0, 0, 0, 0, 0})
+	f.Add(uint8(genericSeedFirst), []byte{0, 1, 2, 0, 40, 0, 0xAB, 0, 5, 0})
 	f.Fuzz(func(t *testing.T, which uint8, edits []byte) {
 		dbs := builtSeeds(t)
+		if which >= genericSeedFirst {
+			dbs, which = builtGenericSeeds(t), which-genericSeedFirst
+		}
 		b := applyEdits(dbs[int(which)%len(dbs)], edits)
 		if len(b) > maxInput {
 			t.Skip()

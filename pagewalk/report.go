@@ -23,11 +23,14 @@ type Report struct {
 	ChosenReason   string          `json:"chosen_reason"`
 	RootCandidates []RootCandidate `json:"root_candidates,omitempty"`
 
-	Census   Census         `json:"census"`
-	Buckets  []BucketReport `json:"buckets"`
-	Etcd     *EtcdSummary   `json:"etcd"`
-	Findings []Finding      `json:"findings"`
-	Notes    []string       `json:"notes,omitempty"`
+	Census  Census         `json:"census"`
+	Buckets []BucketReport `json:"buckets"`
+	Etcd    *EtcdSummary   `json:"etcd"`
+	// Layout says whether the file is etcd's or another bbolt file, and
+	// names a well-known application's layout.
+	Layout   *Layout   `json:"layout"`
+	Findings []Finding `json:"findings"`
+	Notes    []string  `json:"notes,omitempty"`
 	// Clean is true when there are no findings.
 	Clean bool `json:"clean"`
 }

@@ -143,6 +143,7 @@ func (f *File) Scan(opts Options) (*Result, error) {
 	rep.Census = w.census(freelist)
 	rep.Buckets = bucketReports(w.buckets)
 	rep.Etcd = res.etcdSummary(opts.Deep)
+	rep.Layout = res.identify()
 	if f.Changed() {
 		w.add(Finding{Kind: KindFileChanged, Message: "the file changed while it was read (is etcd running?): this report describes no single state of it"})
 	}
@@ -224,6 +225,13 @@ type RootCandidate struct {
 	Buckets         []string `json:"buckets"`
 	ConsistentIndex uint64   `json:"consistent_index"`
 	Why             string   `json:"why"`
+	// ListedFree: the freelist page that fits the chosen candidate best
+	// lists this page (a stale copy).
+	ListedFree bool `json:"listed_free"`
+	// Tied: this root and a freelist page fit each other as well as the
+	// chosen one's do: it may be the newer commit (bbolt's format does
+	// not order them). Salvage keeps what only it holds in lost+found.
+	Tied bool `json:"tied,omitempty"`
 }
 
 // etcdBuckets are the bucket names that identify an etcd root page.
@@ -261,6 +269,14 @@ func (c *census) rootCandidates() []RootCandidate {
 		}
 		return n == len(etcdRootMarkers)
 	}
+	// The candidate whose tree fits a freelist page best is the last
+	// commit's; one that freelist lists is a stale copy (see freeroot.go).
+	// Files that keep no freelist (etcd) have no such pair.
+	pages := make([]uint64, len(out))
+	for i := range out {
+		pages[i] = out[i].Page
+	}
+	newest, freed, tied := c.newestTree(pages)
 	sort.SliceStable(out, func(i, j int) bool {
 		ei, ej := isEtcd(out[i]), isEtcd(out[j])
 		if ei != ej {
@@ -269,12 +285,30 @@ func (c *census) rootCandidates() []RootCandidate {
 		if out[i].ConsistentIndex != out[j].ConsistentIndex {
 			return out[i].ConsistentIndex > out[j].ConsistentIndex
 		}
+		if ni, nj := out[i].Page == newest, out[j].Page == newest; ni != nj {
+			return ni
+		}
+		if fi, fj := freed[out[i].Page], freed[out[j].Page]; fi != fj {
+			return fj
+		}
 		return out[i].Page > out[j].Page
 	})
 	for i := range out {
-		if isEtcd(out[i]) {
+		out[i].ListedFree, out[i].Tied = freed[out[i].Page], tied[out[i].Page]
+		switch {
+		case isEtcd(out[i]):
 			out[i].Why = fmt.Sprintf("holds etcd's buckets, consistent_index %d", out[i].ConsistentIndex)
-		} else {
+		case out[i].Page == newest && len(tied) > 0:
+			out[i].Why = "a leaf whose elements are all buckets; its tree and a freelist page account for the most pages without overlap, as well as another candidate's (the larger tree was taken)"
+		case out[i].Page == newest:
+			out[i].Why = "a leaf whose elements are all buckets; its tree and a freelist page account for the most pages without overlap (the last commit's)"
+		case tied[out[i].Page]:
+			out[i].Why = "a leaf whose elements are all buckets; its tree fits a freelist page as well as the chosen one's: it may be the last commit"
+		case freed != nil && !freed[out[i].Page]:
+			out[i].Why = "a leaf whose elements are all buckets, not listed free by the last commit's freelist page"
+		case freed != nil:
+			out[i].Why = "a leaf whose elements are all buckets, listed free by the last commit's freelist page (a stale copy)"
+		default:
 			out[i].Why = "a leaf whose elements are all buckets"
 		}
 	}

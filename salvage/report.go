@@ -11,6 +11,11 @@ type Report struct {
 	Input      string `json:"input"`
 	Output     string `json:"output"`
 	Aggressive bool   `json:"aggressive"`
+	// Layout says what the file is (etcd's, or another bbolt file and
+	// which application's). For a file that is not etcd's, Generic holds
+	// the report and the etcd fields stay empty.
+	Layout  *pagewalk.Layout `json:"layout"`
+	Generic *GenericReport   `json:"generic,omitempty"`
 	// Source says which tree the mutable buckets came from.
 	Source string `json:"source"`
 	// TreeDistrusted, when set, says why the walked key bucket was not

@@ -88,6 +88,10 @@ func fromScan(res *pagewalk.Result, in, out string, opts Options, distrust strin
 	rep.Conflicts = append(rep.Conflicts, cr.conflicts...)
 
 	isEtcd := etcd.IsEtcd || len(cr.recs) > 0
+	if isGeneric(res, len(cr.recs) > 0) {
+		return fromScanGeneric(res, in, out, opts)
+	}
+	rep.Layout = res.Report.Layout
 	rep.CompactRevision, rep.CompactSource = compactRevision(res, etcd)
 
 	tmp, err := tempPath(out)

@@ -106,6 +106,10 @@ func salvageFunc(ctx context.Context, stdout, stderr io.Writer, arg string, o sa
 }
 
 func printSalvage(w io.Writer, r *salvage.Report) {
+	if r.Generic != nil {
+		printGenericSalvage(w, r)
+		return
+	}
 	fmt.Fprintf(w, "boltfix salvage %s -> %s\n", r.Input, r.Output)
 	prose(w, "", fmt.Sprintf("scan: %d findings; tree: %s", r.Findings, r.Source))
 

@@ -105,6 +105,10 @@ func scanFunc(ctx context.Context, stdout, stderr io.Writer, arg string, o scanO
 func printScan(w io.Writer, r *pagewalk.Report) {
 	fmt.Fprintf(w, "boltfix scan %s\n%s bytes, page size %d (from %s), %d pages\n",
 		r.Path, humanBytes(r.Size), r.PageSize, r.PageSizeSource, r.Pages)
+	generic := r.Layout != nil && !r.Layout.IsEtcd()
+	if r.Layout != nil {
+		prose(w, "file: ", r.Layout.String())
+	}
 
 	section(w, "meta pages")
 	var rows [][]string
@@ -141,7 +145,9 @@ func printScan(w io.Writer, r *pagewalk.Report) {
 		{"missing", u(c.Missing), "below the high-water mark but past EOF"},
 	})
 
-	if len(r.Buckets) > 0 {
+	if generic && len(r.Buckets) > 0 {
+		printScanBuckets(w, r.Buckets)
+	} else if len(r.Buckets) > 0 {
 		section(w, "buckets")
 		rows = nil
 		for _, b := range r.Buckets {
@@ -211,6 +217,10 @@ func printScan(w io.Writer, r *pagewalk.Report) {
 	}
 
 	section(w, "next")
+	if generic {
+		printScanNextGeneric(w, r)
+		return
+	}
 	if r.Clean {
 		fmt.Fprintln(w, "The db is structurally sound. If etcd still fails, check the WAL:\n  boltfix wal verify DATA_DIR")
 		return

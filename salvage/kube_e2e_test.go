@@ -63,7 +63,7 @@ func TestSalvageKubeHistory(t *testing.T) {
 			// Every key exact, except a record that two copies of its
 			// key range disagree on when nothing in the file tells which
 			// copy is newer: reported as a single lost revision. Those
-			// must stay rare.
+			// must stay rare (at most 1% of the keys).
 			d := fixtures.Compare(truth, s.latest)
 			ambiguous := map[int64]bool{}
 			for _, u := range rep.Uncertain {
@@ -76,8 +76,8 @@ func TestSalvageKubeHistory(t *testing.T) {
 					t.Errorf("key %q not exact and not an undecidable record", k)
 				}
 			}
-			if len(ambiguous) > 2 || len(d.Extra) > 0 {
-				t.Errorf("%d undecidable records (want at most 2), extra keys %v", len(ambiguous), d.Extra)
+			if len(ambiguous) > len(truth.Final)/100 || len(d.Extra) > 0 {
+				t.Errorf("%d undecidable records (want at most 1%% of %d keys), extra keys %v", len(ambiguous), len(truth.Final), d.Extra)
 			}
 			if tc.complete && len(ambiguous) == 0 && (!rep.Complete || rep.Records.Uncertain > 0) {
 				t.Errorf("every record is on disk: want complete, got complete=%v uncertain=%d lost=%v", rep.Complete, rep.Records.Uncertain, rep.LostRevisions)

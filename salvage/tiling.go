@@ -447,8 +447,12 @@ func (s *tileSearch) older(cur []*tileNode, a, b int) []int {
 				return []int{a}
 			case lb && !la:
 				return []int{b}
+			case la && lb:
+				return nil
 			}
-			return nil
+			// Records moved between siblings (a merge after a compaction
+			// at the other edge): either may be the newer; try both.
+			return []int{a, b}
 		}
 	}
 	extra := minus(cur[big], cur[small])

@@ -6,9 +6,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/boltfix/boltfix/outfile"
 	"io"
-	"os"
-	"path/filepath"
 	"sort"
 
 	"github.com/boltfix/boltfix/history"
@@ -312,46 +311,11 @@ func renderManifests(items []map[string]any, format string) ([]byte, error) {
 	return b.Bytes(), nil
 }
 
-// writeFileAtomic writes data to a 0600 temp file next to path, fsyncs it,
-// renames it into place and fsyncs the directory: manifests may hold
-// secrets, and a crash leaves no half-written file.
+// writeFileAtomic writes data to a 0600 file through a synced temp file:
+// manifests may hold secrets, and a crash leaves no half-written file. The
+// caller has already refused an existing path unless --force.
 func writeFileAtomic(path string, data []byte) error {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".boltfix-*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	ok := false
-	defer func() {
-		if !ok {
-			os.Remove(tmp)
-		}
-	}()
-	if err := f.Chmod(0o600); err != nil {
-		f.Close()
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return err
-	}
-	ok = true
-	d, err := os.Open(filepath.Dir(path))
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
+	return outfile.WriteFile(path, data, 0o600, true)
 }
 
 func printExtract(w io.Writer, r *extractReport) {

@@ -323,11 +323,22 @@ func tileRun(r damagedRun, cr *carveResult, branches map[uint64][]pagewalk.Branc
 // removed). Where an overlap cannot be settled by content alone, both
 // answers are tried; every distinct answer that fits is returned.
 func resolveTiling(nodes []*tileNode, m int, compact int64) []tileSolution {
+	var above [][]byte // records above the compaction: all must be live
+	seenAbove := map[string]bool{}
+	for _, n := range nodes {
+		for _, k := range n.recs {
+			if rev, ok := pagewalk.ParseRevision(k); ok && rev.Main > compact && !seenAbove[string(k)] {
+				seenAbove[string(k)] = true
+				above = append(above, k)
+			}
+		}
+	}
+	sort.Slice(above, func(i, j int) bool { return bytes.Compare(above[i], above[j]) < 0 })
 	var cur []*tileNode
 	seen := map[string]bool{}
 	sort.Slice(nodes, func(i, j int) bool { return nodes[i].pgid < nodes[j].pgid })
 	for _, n := range nodes {
-		if n.stale {
+		if n.stale || lacksAnyAbove(n, above) {
 			continue
 		}
 		sig := string(bytes.Join(n.recs, nil))
@@ -338,20 +349,27 @@ func resolveTiling(nodes []*tileNode, m int, compact int64) []tileSolution {
 		cur = append(cur, n)
 	}
 	sort.Slice(cur, func(i, j int) bool { return bytes.Compare(cur[i].first(), cur[j].first()) < 0 })
-	var above [][]byte // records above the compaction: all must be live
-	for _, n := range nodes {
-		for _, k := range n.recs {
-			if rev, ok := pagewalk.ParseRevision(k); ok && rev.Main > compact {
-				above = append(above, k)
-			}
-		}
-	}
 	s := &tileSearch{m: m, compact: compact, above: above, budget: maxTilingStates}
 	s.search(cur)
 	if s.budget < 0 {
 		return nil
 	}
 	return s.solutions
+}
+
+// lacksAnyAbove reports whether a record above the compaction found in the
+// range lies inside n's span without being in n. Such records are never
+// removed, and a live node holds every record inside its span (a live
+// branch's children tile it): n is not live (a stale branch whose children
+// were rewritten since, an older copy of a leaf).
+func lacksAnyAbove(n *tileNode, above [][]byte) bool {
+	i := sort.Search(len(above), func(i int) bool { return bytes.Compare(above[i], n.first()) > 0 })
+	for ; i < len(above) && bytes.Compare(above[i], n.last()) < 0; i++ {
+		if !n.has(above[i]) {
+			return true
+		}
+	}
+	return false
 }
 
 // maxTilingStates bounds the answers tried for one damaged range.
@@ -447,8 +465,6 @@ func (s *tileSearch) older(cur []*tileNode, a, b int) []int {
 				return []int{a}
 			case lb && !la:
 				return []int{b}
-			case la && lb:
-				return nil
 			}
 			// Records moved between siblings (a merge after a compaction
 			// at the other edge): either may be the newer; try both.

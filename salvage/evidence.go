@@ -169,7 +169,7 @@ func judgeHeld(res *pagewalk.Result, cr *carveResult, ks *keySpace, held []carve
 		}
 		ks.closeTiling(t)
 	}
-	open := unresolvedBelow(res, ks, tilings)
+	open := unresolvedBelow(res, ks)
 	defer ks.settleDecided()
 	for i, c := range held {
 		v := verdicts[i]
@@ -250,7 +250,7 @@ func decideByTilingOrAbove(c carved, ks *keySpace, tilings []*tiling, open [][2]
 
 // unresolvedBelow lists the main-revision ranges at or below the compaction
 // that damage no tiling resolved may have lost records in.
-func unresolvedBelow(res *pagewalk.Result, ks *keySpace, tilings []*tiling) [][2]int64 {
+func unresolvedBelow(res *pagewalk.Result, ks *keySpace) [][2]int64 {
 	var out [][2]int64
 	if res.Bucket("key") == nil || olderTree(res.Report) != "" || ks.distrust != "" {
 		out = append(out, [2]int64{1, 0})

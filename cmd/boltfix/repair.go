@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -20,7 +21,7 @@ type repairOptions struct {
 	bump                                     uint64
 	markCompacted                            bool
 	json, aggressive, force, noStart         bool
-	forceNewCluster                          bool
+	forceNewCluster, dryRun                  bool
 }
 
 func (o *repairOptions) AddFlags(cmd *cobra.Command) {
@@ -38,6 +39,7 @@ func (o *repairOptions) AddFlags(cmd *cobra.Command) {
 	f.BoolVar(&o.markCompacted, "mark-compacted", false, "mark the bumped revision compacted so watchers relist (default: with an automatic bump)")
 	f.BoolVar(&o.noStart, "skip-start-check", false, "do not start etcd on a copy of the result to check it")
 	f.BoolVar(&o.forceNewCluster, "force-new-cluster", false, "write a new one-member cluster even when DATA_DIR is one member of a cluster with other members (they must never run again beside it)")
+	f.BoolVar(&o.dryRun, "dry-run", false, "print the plan (sources, strategy and why, steps, outputs) and write nothing")
 	_ = cmd.MarkFlagRequired("out")
 	_ = cmd.MarkFlagDirname("out")
 }
@@ -79,10 +81,18 @@ EXIT STATUS
   1  partial: the report names the lost revision ranges and what could not
      be proven; or refused (one member of a multi-member cluster, nothing
      written)
-  2  could not run`,
+  2  could not run
+
+With --dry-run, repair reads and scans the inputs, prints the plan (the
+sources, the strategy and the evidence for it, the steps in order, the
+outputs) and writes nothing: exit 0 when the plan can run, 1 when it is a
+refusal, 2 when no plan could be made.`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if len(args) > 1 {
+				if o.dryRun {
+					return cantRun(errors.New("--dry-run plans the repair of one data dir; a cluster repair has no plan yet"))
+				}
 				return repairClusterFunc(cmd, args, o)
 			}
 			return repairFunc(cmd, args[0], o)
@@ -107,6 +117,9 @@ func repairFunc(cmd *cobra.Command, dataDir string, o repairOptions) error {
 	}
 	if cmd.Flags().Changed("mark-compacted") {
 		opts.MarkCompacted = &o.markCompacted
+	}
+	if o.dryRun {
+		return repairPlanFunc(cmd, dataDir, opts, o.json)
 	}
 	bar := newProgress(stderr)
 	defer bar.Done()

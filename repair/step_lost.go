@@ -62,16 +62,31 @@ func (st *state) finishLost(rep *Report) {
 	// Disagreements are resolved in the WAL's favour (its records carry
 	// CRCs; the db's do not) and reported, not counted as loss.
 	rep.Complete = len(rep.LostRevisions) == 0
-	// Complete means proven: the db's claims must hold against the WAL
-	// (or a replay from index 1 or from an anchor must have rebuilt the
-	// state), and nothing left out may stand unexplained.
+	rep.Unproven = append(rep.Unproven, st.unproven()...)
+	if len(rep.Unproven) > 0 {
+		rep.Complete = false
+	}
+	if s := st.sv; s != nil && s.Records.Uncertain > 0 && !st.fullReplay {
+		// Left-out carved records may have been real: only a full replay
+		// settles them.
+		rep.Complete = false
+		rep.Notes = append(rep.Notes, fmt.Sprintf("%d carved records below the compaction point were left out as possible compaction garbage", s.Records.Uncertain))
+	}
+}
+
+// unproven says what keeps the result from being proven beyond the lost
+// ranges. Complete means proven: the db's claims must hold against the WAL
+// (or a replay from index 1 or from an anchor must have rebuilt the
+// state), and nothing left out may stand unexplained.
+func (st *state) unproven() []string {
+	var out []string
 	if st.dbPresent && !st.fullReplay && !st.proven {
 		switch a := st.audit; {
 		case a == nil:
 		case !a.Holds:
-			rep.Unproven = append(rep.Unproven, "the audit against the WAL failed: "+a.Verdict)
+			out = append(out, "the audit against the WAL failed: "+a.Verdict)
 		case !a.Vouched:
-			rep.Unproven = append(rep.Unproven, a.Verdict)
+			out = append(out, a.Verdict)
 		}
 	}
 	if s := st.sv; s != nil && !st.fullReplay && s.UnverifiedCount > 0 {
@@ -88,16 +103,8 @@ func (st *state) finishLost(rep *Report) {
 			}
 		}
 		if n > 0 {
-			rep.Unproven = append(rep.Unproven, fmt.Sprintf("%d records hold values nothing vouches for (%s): --json db.salvage.unverified", n, s.UnverifiedReason))
+			out = append(out, fmt.Sprintf("%d records hold values nothing vouches for (%s): --json db.salvage.unverified", n, s.UnverifiedReason))
 		}
 	}
-	if len(rep.Unproven) > 0 {
-		rep.Complete = false
-	}
-	if s := st.sv; s != nil && s.Records.Uncertain > 0 && !st.fullReplay {
-		// Left-out carved records may have been real: only a full replay
-		// settles them.
-		rep.Complete = false
-		rep.Notes = append(rep.Notes, fmt.Sprintf("%d carved records below the compaction point were left out as possible compaction garbage", s.Records.Uncertain))
-	}
+	return out
 }

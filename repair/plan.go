@@ -129,16 +129,17 @@ func NewPlan(dataDir string, opts Options) (*Plan, error) {
 	}
 	p.log = log
 	if m := readMembership(in.db, log, nil); earlyGate(m, in.db) && p.gate(m) {
+		p.describeWAL()
 		return p, nil
 	}
 	if err := p.scanDB(); err != nil {
 		p.Close()
 		return nil, err
 	}
+	p.describeWAL()
 	if p.Refused != nil {
 		return p, nil
 	}
-	p.describeWAL()
 	if log == nil && !p.DB.Present {
 		p.Close()
 		return nil, ErrNothingToRepair

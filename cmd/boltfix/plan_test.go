@@ -31,7 +31,7 @@ func TestRepairDryRunIsThePlanThatRuns(t *testing.T) {
 		damage         func(dir string, truth *fixtures.Truth) error
 		// want is the strategy the fixture's history calls for: the
 		// default and older workloads keep the whole WAL from index 1;
-		// the purged one does not.
+		// the purged one does not; no WAL leaves the db alone.
 		want repair.Strategy
 		// startCheck: run the real repair with its etcd start check (the
 		// others skip it to save time; the plan then lacks that step).
@@ -44,7 +44,10 @@ func TestRepairDryRunIsThePlanThatRuns(t *testing.T) {
 			return err
 		}, repair.StrategyFullReplay, false},
 		{"missing-db", "default", func(dir string, _ *fixtures.Truth) error { _, err := fixtures.RemoveDB(dir); return err }, repair.StrategyFullReplay, false},
-		{"torn-wal-tail", "default", func(dir string, _ *fixtures.Truth) error { _, err := fixtures.TornWALTail(dir); return err }, repair.StrategyFullReplay, false},
+		// The torn tail takes the last committed entries: the db's
+		// consistent_index is above the WAL's commit, so a replay from
+		// index 1 would fall short of the db.
+		{"torn-wal-tail", "default", func(dir string, _ *fixtures.Truth) error { _, err := fixtures.TornWALTail(dir); return err }, repair.StrategyDBAndWAL, false},
 		{"older-db", "older", func(dir string, tr *fixtures.Truth) error { _, err := fixtures.OlderDB(dir, tr.OlderDB); return err }, repair.StrategyFullReplay, false},
 		{"purged-wal-half-zeroed", "purged", halfZero, repair.StrategyDBAndWAL, true},
 		{"purged-wal-missing-db", "purged", func(dir string, _ *fixtures.Truth) error { _, err := fixtures.RemoveDB(dir); return err }, repair.StrategyWALOnly, false},
@@ -108,6 +111,25 @@ func TestRepairDryRunIsThePlanThatRuns(t *testing.T) {
 			}
 			if rep.Strategy != plan.Strategy {
 				t.Errorf("report strategy %q, plan %q", rep.Strategy, plan.Strategy)
+			}
+			// What the run did is what the strategy promised.
+			switch r := rep.Replay; plan.Strategy {
+			case repair.StrategyFullReplay:
+				if r == nil || r.ConsistentIndexBefore != 0 || rep.Audit != nil {
+					t.Errorf("full replay: replay %+v, audit %+v", r, rep.Audit)
+				}
+			case repair.StrategyDBAndWAL:
+				if rep.Audit == nil || !rep.DB.Present || !rep.WAL.Present {
+					t.Errorf("db and WAL: audit %+v, db %v, wal %v", rep.Audit, rep.DB.Present, rep.WAL.Present)
+				}
+			case repair.StrategyWALOnly:
+				if r == nil || rep.DB.Present {
+					t.Errorf("WAL only: replay %+v, db present %v", r, rep.DB.Present)
+				}
+			case repair.StrategyDBOnly:
+				if r != nil || rep.WAL.Present || rep.Complete {
+					t.Errorf("db only: replay %+v, wal present %v, complete %v", r, rep.WAL.Present, rep.Complete)
+				}
 			}
 			if _, err := os.Stat(filepath.Join(out, "member", "snap", "db")); err != nil {
 				t.Errorf("the real run wrote no db: %v", err)

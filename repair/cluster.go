@@ -61,8 +61,10 @@ type ClusterReport struct {
 	RevisionBump  uint64       `json:"revision_bump"`
 	MarkCompacted bool         `json:"mark_compacted"`
 	Check         ClusterCheck `json:"check"`
-	Notes         []string     `json:"notes"`
-	Next          []string     `json:"next"`
+	// Steps are what each step of the cluster plan did, in its order.
+	Steps []StepResult `json:"steps"`
+	Notes []string     `json:"notes"`
+	Next  []string     `json:"next"`
 }
 
 // SourceMember is what one input member held and contributed.
@@ -136,33 +138,26 @@ type ClusterCheck struct {
 // membership, with the original names and peer URLs: one new cluster whose
 // members all hold the same data. Inputs are never written.
 func RunCluster(dataDirs []string, opts Options) (*ClusterReport, error) {
-	if len(dataDirs) < 2 {
-		return nil, errors.New("a cluster repair needs the data dirs of at least two members")
+	p, err := NewClusterPlan(dataDirs, opts)
+	if err != nil {
+		return nil, err
 	}
-	for _, d := range dataDirs {
-		if err := CheckOutput(d, opts.Out, opts.Force); err != nil {
-			return nil, err
-		}
-	}
+	return p.Execute()
+}
+
+// Execute runs the cluster plan's steps and records each in the report.
+func (p *ClusterPlan) Execute() (*ClusterReport, error) {
+	opts, dataDirs, names := p.opts, p.Inputs, p.names
 	lg := opts.Logger
 	if lg == nil {
 		lg = zap.NewNop()
 	}
-	rep := &ClusterReport{Schema: ClusterReportSchema, Inputs: dataDirs, Output: opts.Out, Disagreements: []string{},
-		LostRevisions: [][2]int64{}, LostReasons: []string{}, Notes: []string{}, Next: []string{}, Sources: []SourceMember{}}
-
-	// Every member's WAL and membership, before any heavy work.
-	logs, names, mems, err := readClusterSources(dataDirs, rep)
-	if err != nil {
-		return nil, err
+	rep := &ClusterReport{Schema: ClusterReportSchema, Inputs: dataDirs, Output: opts.Out, ClusterID: p.ClusterID,
+		Sources: append([]SourceMember{}, p.Sources...), WAL: p.WAL, Disagreements: append([]string{}, p.Disagreements...),
+		LostRevisions: [][2]int64{}, LostReasons: []string{}, Notes: append([]string{}, p.Notes...), Next: []string{}, Steps: []StepResult{}}
+	done := func(n StepName, result string) {
+		rep.Steps = append(rep.Steps, StepResult{Name: n, Ran: true, Result: result})
 	}
-	union, conflicts := wal.Merge(logs, names)
-	rep.Disagreements = append(rep.Disagreements, conflicts...)
-	rep.WAL = ClusterWAL{FirstIndex: union.FirstIndex(), LastIndex: union.LastIndex(), Commit: union.CommitIndex(), Gaps: union.Gaps}
-	if rep.WAL.Gaps == nil {
-		rep.WAL.Gaps = []wal.Gap{}
-	}
-	countOnlyHere(logs, union, rep)
 
 	if err := os.MkdirAll(filepath.Dir(filepath.Clean(opts.Out)), 0o755); err != nil {
 		return nil, err
@@ -173,10 +168,11 @@ func RunCluster(dataDirs []string, opts Options) (*ClusterReport, error) {
 	}
 	defer os.RemoveAll(work)
 
-	reps, err := repairCandidates(dataDirs, names, union, work, opts, rep)
+	reps, err := repairCandidates(dataDirs, names, p.union, work, opts, rep)
 	if err != nil {
 		return nil, err
 	}
+	done(StepRepairMembers, fmt.Sprintf("%d of %d members' dbs repaired", countRepaired(reps), len(reps)))
 	if err := salvage.Interrupted(opts.Context, "repairing each member's db"); err != nil {
 		return nil, err
 	}
@@ -185,10 +181,11 @@ func RunCluster(dataDirs []string, opts Options) (*ClusterReport, error) {
 		return nil, err
 	}
 	chosen := reps[best]
+	done(StepChooseAndFill, fmt.Sprintf("chose %s; %d revision ranges lost, %d disagreements", names[best], len(rep.LostRevisions), len(rep.Disagreements)))
 
 	// The original membership, from every member's sources (the db's
 	// members bucket included, through the repaired dbs' scans).
-	rep.Membership = bestMembership(mems, reps)
+	rep.Membership = bestMembership(p.mems, reps)
 	voters, ic, err := clusterVoters(rep.Membership)
 	if err != nil {
 		return nil, err
@@ -208,8 +205,12 @@ func RunCluster(dataDirs []string, opts Options) (*ClusterReport, error) {
 	if err := writeClusterMembers(chosenDB, out, voters, ic, opts, lg, rep); err != nil {
 		return nil, err
 	}
+	done(StepWriteMembers, fmt.Sprintf("%d member dirs written", len(rep.Members)))
 	if err := checkCluster(chosenDB, voters, work, opts, rep); err != nil {
 		return nil, err
+	}
+	if !opts.SkipStartCheck {
+		done(StepStartCheck, fmt.Sprintf("started as a %d-member cluster at revision %d", len(voters), rep.Check.Revision))
 	}
 	// The last point where an interrupt leaves nothing behind.
 	if err := salvage.Interrupted(opts.Context, "checking the new cluster"); err != nil {
@@ -218,6 +219,7 @@ func RunCluster(dataDirs []string, opts Options) (*ClusterReport, error) {
 	if err := publish(out, opts.Out, opts.Force); err != nil {
 		return nil, err
 	}
+	done(StepPublish, "written to "+opts.Out)
 	rep.Complete = len(rep.LostRevisions) == 0 && len(rep.Disagreements) == 0
 	if s := chosen.DB; s != nil && s.Salvage != nil && s.Salvage.Records.Uncertain > 0 && !chosen.Complete && len(rep.LostRevisions) == 0 {
 		// As for one member: left-out carved records may have been real.
@@ -385,14 +387,7 @@ func readClusterSources(dataDirs []string, rep *ClusterReport) ([]*wal.Log, []st
 func repairCandidates(dataDirs, names []string, union *wal.Log, work string, opts Options, rep *ClusterReport) ([]*Report, error) {
 	reps := make([]*Report, len(dataDirs))
 	for i, d := range dataDirs {
-		o := opts
-		o.Out, o.Force, o.ForceNewCluster, o.SkipStartCheck, o.log = filepath.Join(work, fmt.Sprintf("cand-%d", i)), false, true, true, union
-		o.Name, o.InitialCluster, o.InitialAdvertisePeerURLs = "", "", nil
-		// No bump in the candidates: records are compared and copied
-		// between them by revision; the output is bumped once, below.
-		noBump, noMark := uint64(0), false
-		o.BumpRevision, o.MarkCompacted = &noBump, &noMark
-		r, err := Run(d, o)
+		r, err := Run(d, candidateOptions(opts, filepath.Join(work, fmt.Sprintf("cand-%d", i)), union))
 		src := &rep.Sources[i]
 		var ie *salvage.InterruptedError
 		if errors.As(err, &ie) {
@@ -435,6 +430,16 @@ func writeClusterMembers(chosenDB, out string, voters []membership.Member, ic []
 	}
 
 	return nil
+}
+
+func countRepaired(reps []*Report) int {
+	n := 0
+	for _, r := range reps {
+		if r != nil {
+			n++
+		}
+	}
+	return n
 }
 
 // better orders candidate repairs: complete first, then fewer revisions

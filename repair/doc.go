@@ -21,7 +21,9 @@
 //     from one to the next, and records each in the Report;
 //   - step_salvage.go, audit.go, anchor.go, step_replay.go, step_lost.go,
 //     step_member.go: one function per step kind;
-//   - cluster.go: RunCluster, several members' dirs at once.
+//   - cluster_plan.go, cluster.go: RunCluster, several members' dirs at
+//     once (a ClusterPlan, then its execution; each member's db is
+//     repaired by its own plan).
 //
 // The input data dir is never modified: everything is written under a
 // temporary directory next to the output and renamed into place at the end.

@@ -161,3 +161,84 @@ func TestRepairDryRunRefusal(t *testing.T) {
 		t.Fatal("the dry run changed its input")
 	}
 }
+
+// repair DIR1 DIR2 DIR3 --dry-run prints the cluster plan and each
+// member's plan, writes nothing, and the real run then executes exactly
+// the cluster plan's steps; the chosen member's repair executes exactly
+// that member's plan.
+func TestRepairDryRunCluster(t *testing.T) {
+	ct := fixtures.CachedCluster(t, "three", 3, fixtures.ClusterWorkload())
+	if _, err := fixtures.HalfZeroBranch(fixtures.DBPath(ct.Members[1].Dir), "key", 0); err != nil {
+		t.Fatal(err)
+	}
+	var befores []string
+	args := []string{"repair"}
+	for _, m := range ct.Members {
+		args = append(args, m.Dir)
+		befores = append(befores, hashTree(t, m.Dir))
+	}
+	parent := t.TempDir()
+	args = append(args, "--out", filepath.Join(parent, "out"), "--skip-start-check", "--initial-cluster-token", fixtures.ClusterToken)
+
+	code, stdout, stderr := runCLI(append(args, "--dry-run", "--json")...)
+	var plan repair.ClusterPlan
+	if err := json.Unmarshal([]byte(stdout), &plan); err != nil || code != ExitClean {
+		t.Fatalf("dry run: exit %d, %v\n%s", code, err, stderr)
+	}
+	if plan.Schema != repair.ClusterPlanSchema || len(plan.Members) != len(ct.Members) || len(plan.Sources) != len(ct.Members) {
+		t.Fatalf("plan: schema %q, %d member plans, %d sources", plan.Schema, len(plan.Members), len(plan.Sources))
+	}
+	for _, m := range plan.Members {
+		if m.Error != "" || len(m.Steps) == 0 {
+			t.Errorf("member %s: no plan: %s", m.Name, m.Error)
+		}
+	}
+	code, human, _ := runCLI(append(args, "--dry-run")...)
+	if code != ExitClean || !strings.Contains(human, "DRY RUN, nothing written") {
+		t.Fatalf("human dry run: exit %d\n%s", code, human)
+	}
+	checkWidth(t, "cluster dry run", human)
+	if ents, _ := os.ReadDir(parent); len(ents) > 0 {
+		t.Fatalf("the dry run wrote: %v", ents)
+	}
+	for i, m := range ct.Members {
+		if hashTree(t, m.Dir) != befores[i] {
+			t.Fatalf("the dry run changed %s", m.Dir)
+		}
+	}
+
+	code, stdout, stderr = runCLI(append(args, "--json")...)
+	var rep repair.ClusterReport
+	if err := json.Unmarshal([]byte(stdout), &rep); err != nil || code == ExitCantRun {
+		t.Fatalf("repair: exit %d, %v\n%s", code, err, stderr)
+	}
+	names := func(steps []repair.Step) string {
+		var s []string
+		for _, x := range steps {
+			s = append(s, string(x.Name))
+		}
+		return strings.Join(s, " ")
+	}
+	ran := func(steps []repair.StepResult) string {
+		var s []string
+		for _, x := range steps {
+			s = append(s, string(x.Name))
+		}
+		return strings.Join(s, " ")
+	}
+	if names(plan.Steps) != ran(rep.Steps) {
+		t.Errorf("cluster: planned %q, executed %q", names(plan.Steps), ran(rep.Steps))
+	}
+	chosen := -1
+	for i, s := range rep.Sources {
+		if s.Chosen {
+			chosen = i
+		}
+	}
+	if chosen < 0 || rep.Repair == nil {
+		t.Fatalf("no chosen member: %+v", rep.Sources)
+	}
+	if mp := plan.Members[chosen]; names(mp.Steps) != ran(rep.Repair.Steps) || mp.Strategy != rep.Repair.Strategy {
+		t.Errorf("chosen member %s: planned %s %q, executed %s %q", mp.Name, mp.Strategy, names(mp.Steps), rep.Repair.Strategy, ran(rep.Repair.Steps))
+	}
+}

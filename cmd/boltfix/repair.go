@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -86,13 +85,11 @@ EXIT STATUS
 With --dry-run, repair reads and scans the inputs, prints the plan (the
 sources, the strategy and the evidence for it, the steps in order, the
 outputs) and writes nothing: exit 0 when the plan can run, 1 when it is a
-refusal, 2 when no plan could be made.`,
+refusal, 2 when no plan could be made. With several DATA_DIRs it prints the
+cluster plan and each member's plan.`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if len(args) > 1 {
-				if o.dryRun {
-					return cantRun(errors.New("--dry-run plans the repair of one data dir; a cluster repair has no plan yet"))
-				}
 				return repairClusterFunc(cmd, args, o)
 			}
 			return repairFunc(cmd, args[0], o)

@@ -94,3 +94,59 @@ func printPlan(w io.Writer, p *repair.Plan) {
 	section(w, "next steps")
 	prose(w, "", "run the same command without --dry-run to repair")
 }
+
+// repairClusterPlanFunc is `repair DIR1 DIR2 ... --dry-run`: the cluster
+// plan with each member's plan. Exit 0, or 2 when no plan could be made.
+func repairClusterPlanFunc(cmd *cobra.Command, dataDirs []string, opts repair.Options, asJSON bool) error {
+	bar := newProgress(cmd.ErrOrStderr())
+	defer bar.Done()
+	opts.Progress = bar
+	p, err := repair.NewClusterPlan(dataDirs, opts)
+	if err == nil {
+		err = p.PlanMembers()
+	}
+	bar.Done()
+	if err != nil {
+		return cantRun(err)
+	}
+	stdout := cmd.OutOrStdout()
+	if asJSON {
+		if err := writeJSON(stdout, p); err != nil {
+			return cantRun(err)
+		}
+		return nil
+	}
+	fmt.Fprintf(stdout, "boltfix repair %s -> %s (cluster %s): DRY RUN, nothing written\n", strings.Join(p.Inputs, " "), p.Output, p.ClusterID)
+	section(stdout, "sources")
+	var rows [][]string
+	for i, s := range p.Sources {
+		strategy := ""
+		if i < len(p.Members) {
+			strategy = string(p.Members[i].Strategy)
+			if e := p.Members[i].Error; e != "" {
+				strategy = "cannot repair: " + e
+			}
+		}
+		rows = append(rows, []string{s.Input, s.Name, fmt.Sprintf("%d..%d commit %d", s.WALFirst, s.WALLast, s.WALCommit), strconv.Itoa(s.WALOnlyHere), strategy})
+	}
+	table(stdout, []string{"INPUT", "MEMBER", "WAL", "ONLY HERE", "ITS DB WITH THE UNION WAL"}, rows)
+	fmt.Fprintf(stdout, "union of the WALs: entries %d..%d, commit %d, %d gaps\n", p.WAL.FirstIndex, p.WAL.LastIndex, p.WAL.Commit, len(p.WAL.Gaps))
+	for _, m := range p.Members {
+		if m.Error != "" {
+			continue
+		}
+		section(stdout, "member "+m.Name+": "+string(m.Strategy))
+		for _, why := range m.Why {
+			prose(stdout, "  - ", why)
+		}
+	}
+	section(stdout, "steps")
+	rows = nil
+	for i, s := range p.Steps {
+		rows = append(rows, []string{strconv.Itoa(i + 1), string(s.Name), s.Does})
+	}
+	table(stdout, []string{"#", "STEP", "WHAT IT WILL DO"}, rows)
+	section(stdout, "outputs")
+	prose(stdout, "", strings.Join(p.Outputs, " "))
+	return nil
+}

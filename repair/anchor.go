@@ -48,28 +48,58 @@ type anchor struct {
 	rev         int64
 }
 
-// tryAnchors attempts replays from anchors below the lowest uncertain
-// revision. On success base is replaced by the anchored, replayed db.
-func tryAnchors(base *string, work string, log *wal.Log, st *baseState, lg *zap.Logger, rep *Report) bool {
-	// An anchor below an uncertain range settles it and everything above;
-	// the lowest one the WAL reaches settles the most. Try each range's
-	// start, lowest first, then the uncertain top.
+// anchorStep tries anchors below the uncertain revisions, unless the
+// audit already settled the base. An accepted anchor settles it.
+func anchorStep(st *state, rep *Report) (bool, string, error) {
+	if st.settled {
+		return false, "the audit already settled the base", nil
+	}
+	limits := anchorLimits(st)
+	if len(limits) == 0 {
+		return false, "no revision above the compaction is uncertain", nil
+	}
+	if !tryAnchors(st, rep, limits) {
+		return true, fmt.Sprintf("no anchor below revisions %v reproduced the salvaged records", limits), nil
+	}
+	st.settled = true
+	// The replay from the anchor rebuilt everything above it, including
+	// any effect the audit found missing after it.
+	st.proven = st.audit == nil || st.audit.settledBy(st.index)
+	return true, fmt.Sprintf("anchored at WAL index %d (revision %d)", st.index, st.revision), nil
+}
+
+// anchorLimits are the revisions below which an anchor would settle
+// something: each uncertain range's start, lowest first, then the
+// uncertain top; only those above the compaction (below it the salvaged
+// records are not the store at any entry: compaction removed what the
+// store then held).
+func anchorLimits(st *state) []int64 {
 	var limits []int64
 	for _, r := range st.lost {
 		limits = append(limits, r[0])
 	}
 	if !st.topIntact {
-		limits = append(limits, rep.DB.BaseRevision+1)
+		limits = append(limits, st.revision+1)
 	}
 	sort.Slice(limits, func(i, j int) bool { return limits[i] < limits[j] })
 	limits = slices.Compact(limits)
 	if len(limits) > maxAnchorLimits {
 		limits = append(limits[:maxAnchorLimits-1], limits[len(limits)-1])
 	}
+	var out []int64
+	for _, l := range limits {
+		if l > st.compact+1 {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+// tryAnchors attempts replays from anchors below each limit in turn. On
+// success st.base is the anchored, replayed db.
+func tryAnchors(st *state, rep *Report, limits []int64) bool {
 	for _, limit := range limits {
-		// Below the compaction the salvaged records are not the store at
-		// any entry: compaction removed what the store then held.
-		if limit > st.compact+1 && tryAnchorsBelow(base, work, log, st, lg, rep, limit) {
+		if tryAnchorsBelow(st, rep, limit) {
 			return true
 		}
 	}
@@ -78,8 +108,8 @@ func tryAnchors(base *string, work string, log *wal.Log, st *baseState, lg *zap.
 
 // tryAnchorsBelow tries anchors that produced a revision below limit: the
 // oldest first (they settle the most), then the newest.
-func tryAnchorsBelow(base *string, work string, log *wal.Log, st *baseState, lg *zap.Logger, rep *Report, limit int64) bool {
-	cands, err := findAnchors(*base, log, limit, st.compact, rep.DB.BaseIndex)
+func tryAnchorsBelow(st *state, rep *Report, limit int64) bool {
+	cands, err := findAnchors(st.base, st.log, limit, st.compact, st.index)
 	if err != nil {
 		rep.Notes = append(rep.Notes, "anchor search: "+err.Error())
 		return false
@@ -94,27 +124,28 @@ func tryAnchorsBelow(base *string, work string, log *wal.Log, st *baseState, lg 
 			cands[i], cands[j] = cands[j], cands[i]
 		}
 	}
-	return acceptAnchor(base, work, log, st, lg, rep, cands, fmt.Sprint(limit), "below the damage")
+	return acceptAnchor(st, rep, cands, fmt.Sprint(limit), "below the damage")
 }
 
 // acceptAnchor tries the anchors in order and takes the first whose replay
 // reproduces every salvaged record above it.
-func acceptAnchor(base *string, work string, log *wal.Log, st *baseState, lg *zap.Logger, rep *Report, cands []anchor, tag, where string) bool {
+func acceptAnchor(st *state, rep *Report, cands []anchor, tag, where string) bool {
 	for i, a := range cands {
 		if salvage.Interrupted(st.ctx, "trying anchors") != nil {
 			return false // Run reports the interrupt at its next check
 		}
-		path := filepath.Join(work, fmt.Sprintf("anchor-%s-%d.db", tag, i))
-		rr, regenerated, ok, why := replayFromAnchor(*base, path, log, a, st, lg)
+		path := filepath.Join(st.work, fmt.Sprintf("anchor-%s-%d.db", tag, i))
+		rr, regenerated, ok, why := replayFromAnchor(st.base, path, st.log, a, st, st.lg)
 		if !ok {
 			rep.Notes = append(rep.Notes, fmt.Sprintf("anchor at WAL index %d (revision %d) rejected: %s", a.index, a.rev, why))
 			os.Remove(path)
 			continue
 		}
-		*base = path
-		rep.Replay = rr
+		st.base = path
+		st.replay, rep.Replay = rr, rr
 		rep.Counts.Replayed = len(rr.Records)
 		rep.Counts.Regenerated = regenerated
+		st.index, st.revision = a.index, a.rev
 		rep.DB.BaseIndex, rep.DB.BaseRevision = a.index, a.rev
 		rep.DB.Strategy += fmt.Sprintf("; anchored at WAL index %d, which produced revision %d %s: replayed from there and reproduced all %d salvaged records above it byte for byte",
 			a.index, a.rev, where, regenerated)
@@ -132,7 +163,7 @@ func acceptAnchor(base *string, work string, log *wal.Log, st *baseState, lg *za
 			rep.Notes = append(rep.Notes, fmt.Sprintf("the anchor at revision %d leaves %d lost ranges below it: a key that also had a record there may carry a wrong version or create_revision in records the replay regenerated (their values and mod revisions come from the WAL and are exact)", a.rev, len(lost)))
 		}
 		st.topIntact, st.openTop = true, true
-		st.replayed = rr.ConsistentIndex >= log.CommitIndex()
+		st.replayed = rr.ConsistentIndex >= st.log.CommitIndex()
 		st.topReason = "revisions after the anchor come only from the WAL"
 		st.dropped = map[string][]byte{}
 		return true
@@ -245,7 +276,7 @@ func anchorPut(d wal.DecodedEntry) *pb.PutRequest {
 // replayFromAnchor builds the store at anchor a from the salvaged records up
 // to a.rev, replays the WAL after it, and checks the replay reproduced every
 // salvaged record above a.rev.
-func replayFromAnchor(salvaged, path string, log *wal.Log, a anchor, st *baseState, lg *zap.Logger) (*wal.ReplayResult, int, bool, string) {
+func replayFromAnchor(salvaged, path string, log *wal.Log, a anchor, st *state, lg *zap.Logger) (*wal.ReplayResult, int, bool, string) {
 	if err := copyFile(salvaged, path); err != nil {
 		return nil, 0, false, err.Error()
 	}

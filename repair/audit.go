@@ -6,8 +6,6 @@ import (
 	"slices"
 
 	"github.com/boltfix/boltfix/salvage"
-	"github.com/boltfix/boltfix/wal"
-	"go.uber.org/zap"
 )
 
 // The audit: a db says of itself that it holds the effect of every entry up
@@ -89,35 +87,39 @@ func (a *Audit) fail(idx uint64, format string, args ...any) {
 	}
 }
 
-// auditDB audits the salvaged db's claims against the WAL and, when they do
-// not hold because the db is older or newer than it says, settles its true
-// state: an anchor replay, or the range after its newest revision reported
-// lost. It reports whether it settled the base (no other replay may run).
-func auditDB(base *string, work string, log *wal.Log, st *baseState, lg *zap.Logger, rep *Report) (bool, error) {
-	if !rep.DB.Present {
-		return false, nil
+// auditStep audits the salvaged db's claims against the WAL.
+func auditStep(st *state, rep *Report) (bool, string, error) {
+	if _, err := os.Stat(st.base); err != nil {
+		return false, "no salvaged store to audit", nil
 	}
-	if _, err := os.Stat(*base); err != nil {
-		return false, nil
-	}
-	a, err := auditClaims(*base, log, rep.DB.BaseIndex, st.term)
+	a, err := auditClaims(st.base, st.log, st.index, st.term)
 	if err != nil {
-		return false, fmt.Errorf("audit: %w", err)
+		return false, "", fmt.Errorf("audit: %w", err)
 	}
-	rep.Audit = a
-	if a.Holds {
-		return false, nil
+	st.audit, rep.Audit = a, a
+	return true, a.Verdict, nil
+}
+
+// auditAnchorStep settles the true state of a db the audit found older or
+// newer than it says: an anchor replay, or the range after its newest
+// revision reported lost. Either way the base is settled (no other replay
+// may run).
+func auditAnchorStep(st *state, rep *Report) (bool, string, error) {
+	a := st.audit
+	if a == nil || a.Holds {
+		return false, "the audit found the db's claims hold", nil
 	}
 	// Missing effects under a damaged top are the damage itself: the
 	// salvage already reports what came after its newest record as lost,
 	// and the usual anchors apply.
 	if !a.Ahead && !((a.Behind || a.termOnly) && st.topIntact) {
-		return false, nil
+		return false, "what the audit found missing is the damage under the db's top: the usual anchors apply", nil
 	}
+	st.settled = true
 	// The newest entry whose effect the store holds is where the db
 	// really is: find the put that produced one of its revisions. Behind,
 	// it lies before the first entry whose effect is missing.
-	cands, err := findAnchors(*base, log, rep.DB.BaseRevision+1, st.compact, log.CommitIndex())
+	cands, err := findAnchors(st.base, st.log, st.revision+1, st.compact, st.log.CommitIndex())
 	if err != nil {
 		rep.Notes = append(rep.Notes, "anchor search: "+err.Error())
 	}
@@ -133,12 +135,12 @@ func auditDB(base *string, work string, log *wal.Log, st *baseState, lg *zap.Log
 	if len(keep) > maxAnchorTries {
 		keep = append(keep[:maxAnchorTries-1], keep[len(keep)-1])
 	}
-	claimed := rep.DB.BaseIndex
-	if acceptAnchor(base, work, log, st, lg, rep, keep, "audit", "in the salvaged store") {
-		a.TrueIndex = rep.DB.BaseIndex
+	claimed := st.index
+	if acceptAnchor(st, rep, keep, "audit", "in the salvaged store") {
+		a.TrueIndex = st.index
 		st.proven = a.settledBy(a.TrueIndex)
 		rep.DB.Strategy += fmt.Sprintf("; the db claimed consistent_index %d, but it holds only what the WAL had made of it by index %d (or later): replayed from there", claimed, a.TrueIndex)
-		return true, nil
+		return true, fmt.Sprintf("anchored at WAL index %d", a.TrueIndex), nil
 	}
 	// No anchor: the store is a state at an index the WAL cannot place.
 	// Replaying from its claim would skip (behind) or repeat (ahead)
@@ -146,12 +148,12 @@ func auditDB(base *string, work string, log *wal.Log, st *baseState, lg *zap.Log
 	// revision is lost.
 	why := a.Verdict + "; no WAL put places its true index (no anchor), so nothing is replayed onto it"
 	if a.Behind && a.NewestHeld == 0 {
-		why += fmt.Sprintf(": what happened between its newest revision %d and the WAL's first entry %d is lost", rep.DB.BaseRevision, log.FirstIndex())
+		why += fmt.Sprintf(": what happened between its newest revision %d and the WAL's first entry %d is lost", st.revision, st.log.FirstIndex())
 	}
-	st.auditLost = &salvage.LostRange{From: rep.DB.BaseRevision + 1, To: 0, Why: why}
+	st.auditLost = &salvage.LostRange{From: st.revision + 1, To: 0, Why: why}
 	st.openTop = false
 	rep.Notes = append(rep.Notes, why)
-	return true, nil
+	return true, "no anchor: " + why, nil
 }
 
 // settledBy reports whether an anchor accepted at index idx settles the

@@ -61,8 +61,10 @@ type ClusterReport struct {
 	RevisionBump  uint64       `json:"revision_bump"`
 	MarkCompacted bool         `json:"mark_compacted"`
 	Check         ClusterCheck `json:"check"`
-	Notes         []string     `json:"notes"`
-	Next          []string     `json:"next"`
+	// Steps are what each step of the cluster plan did, in its order.
+	Steps []StepResult `json:"steps"`
+	Notes []string     `json:"notes"`
+	Next  []string     `json:"next"`
 }
 
 // SourceMember is what one input member held and contributed.
@@ -136,22 +138,197 @@ type ClusterCheck struct {
 // membership, with the original names and peer URLs: one new cluster whose
 // members all hold the same data. Inputs are never written.
 func RunCluster(dataDirs []string, opts Options) (*ClusterReport, error) {
-	if len(dataDirs) < 2 {
-		return nil, errors.New("a cluster repair needs the data dirs of at least two members")
+	p, err := NewClusterPlan(dataDirs, opts)
+	if err != nil {
+		return nil, err
 	}
-	for _, d := range dataDirs {
-		if err := CheckOutput(d, opts.Out, opts.Force); err != nil {
-			return nil, err
-		}
-	}
+	return p.Execute()
+}
+
+// Execute runs the cluster plan's steps and records each in the report.
+func (p *ClusterPlan) Execute() (*ClusterReport, error) {
+	opts, dataDirs, names := p.opts, p.Inputs, p.names
 	lg := opts.Logger
 	if lg == nil {
 		lg = zap.NewNop()
 	}
-	rep := &ClusterReport{Schema: ClusterReportSchema, Inputs: dataDirs, Output: opts.Out, Disagreements: []string{},
-		LostRevisions: [][2]int64{}, LostReasons: []string{}, Notes: []string{}, Next: []string{}, Sources: []SourceMember{}}
+	rep := &ClusterReport{Schema: ClusterReportSchema, Inputs: dataDirs, Output: opts.Out, ClusterID: p.ClusterID,
+		Sources: append([]SourceMember{}, p.Sources...), WAL: p.WAL, Disagreements: append([]string{}, p.Disagreements...),
+		LostRevisions: [][2]int64{}, LostReasons: []string{}, Notes: append([]string{}, p.Notes...), Next: []string{}, Steps: []StepResult{}}
+	done := func(n StepName, result string) {
+		rep.Steps = append(rep.Steps, StepResult{Name: n, Ran: true, Result: result})
+	}
 
-	// Every member's WAL and membership, before any heavy work.
+	if err := os.MkdirAll(filepath.Dir(filepath.Clean(opts.Out)), 0o755); err != nil {
+		return nil, err
+	}
+	work, err := os.MkdirTemp(filepath.Dir(filepath.Clean(opts.Out)), ".boltfix-cluster-*")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(work)
+
+	reps, err := repairCandidates(dataDirs, names, p.union, work, opts, rep)
+	if err != nil {
+		return nil, err
+	}
+	done(StepRepairMembers, fmt.Sprintf("%d of %d members' dbs repaired", countRepaired(reps), len(reps)))
+	if err := salvage.Interrupted(opts.Context, "repairing each member's db"); err != nil {
+		return nil, err
+	}
+	best, chosenDB, err := chooseAndFill(dataDirs, names, reps, work, rep)
+	if err != nil {
+		return nil, err
+	}
+	chosen := reps[best]
+	done(StepChooseAndFill, fmt.Sprintf("chose %s; %d revision ranges lost, %d disagreements", names[best], len(rep.LostRevisions), len(rep.Disagreements)))
+
+	// The original membership, from every member's sources (the db's
+	// members bucket included, through the repaired dbs' scans).
+	rep.Membership = bestMembership(p.mems, reps)
+	voters, ic, err := clusterVoters(rep.Membership)
+	if err != nil {
+		return nil, err
+	}
+	rep.Token = opts.InitialClusterToken
+	if rep.Token == "" {
+		rep.Token = "etcd-cluster"
+	}
+	// Revisions may have gone backwards when the top may be lost: watchers
+	// (the Kubernetes watch cache) must relist, as for one member.
+	for _, r := range rep.LostRevisions {
+		if r[1] == 0 {
+			rep.RevisionBump, rep.MarkCompacted = defaultBump, true
+		}
+	}
+	out := filepath.Join(work, "out")
+	if err := writeClusterMembers(chosenDB, out, voters, ic, opts, lg, rep); err != nil {
+		return nil, err
+	}
+	done(StepWriteMembers, fmt.Sprintf("%d member dirs written", len(rep.Members)))
+	if err := checkCluster(chosenDB, voters, work, opts, rep); err != nil {
+		return nil, err
+	}
+	if !opts.SkipStartCheck {
+		done(StepStartCheck, fmt.Sprintf("started as a %d-member cluster at revision %d", len(voters), rep.Check.Revision))
+	}
+	// The last point where an interrupt leaves nothing behind.
+	if err := salvage.Interrupted(opts.Context, "checking the new cluster"); err != nil {
+		return nil, err
+	}
+	if err := publish(out, opts.Out, opts.Force); err != nil {
+		return nil, err
+	}
+	done(StepPublish, "written to "+opts.Out)
+	rep.Complete = len(rep.LostRevisions) == 0 && len(rep.Disagreements) == 0
+	if s := chosen.DB; s != nil && s.Salvage != nil && s.Salvage.Records.Uncertain > 0 && !chosen.Complete && len(rep.LostRevisions) == 0 {
+		// As for one member: left-out carved records may have been real.
+		rep.Complete = false
+		rep.Notes = append(rep.Notes, "the chosen member's salvage left out possible compaction garbage (see repair.notes)")
+	}
+	clusterNextSteps(rep)
+	return rep, nil
+}
+
+// chooseAndFill picks the best candidate repair, gives it the revisions
+// it lacks from the members that hold them, and cross-checks every record
+// against every other member's. It returns the chosen index and its db.
+func chooseAndFill(dataDirs, names []string, reps []*Report, work string, rep *ClusterReport) (int, string, error) {
+	best := -1
+	for i, r := range reps {
+		if r != nil && (best < 0 || better(r, reps[best], rep.Sources[i], rep.Sources[best])) {
+			best = i
+		}
+	}
+	if best < 0 {
+		return 0, "", errors.New("no member's data could be repaired")
+	}
+	chosen := reps[best]
+	// What the one-member candidate said of its own output (a work dir,
+	// the force warning, single-member next steps) does not apply.
+	chosen.Output, chosen.Member, chosen.ForceNewCluster, chosen.Warnings, chosen.Next = "", nil, false, []string{}, []string{}
+	rep.Chosen, rep.Repair = dataDirs[best], chosen
+	rep.Sources[best].Chosen = true
+	chosenDB := filepath.Join(work, fmt.Sprintf("cand-%d", best), "member", "snap", "db")
+	var others []candidate
+	for i, r := range reps {
+		if r != nil && i != best {
+			others = append(others, candidate{name: names[i], db: filepath.Join(work, fmt.Sprintf("cand-%d", i), "member", "snap", "db"), rep: r})
+		}
+	}
+	// Revisions the chosen db lacks, from the members that hold them; then
+	// every record cross-checked against every other member's.
+	lost, reasons, gave, err := fillFromOthers(chosenDB, chosen, others)
+	if err != nil {
+		return 0, "", err
+	}
+	compact, err := compactRevision(chosenDB)
+	if err != nil {
+		return 0, "", err
+	}
+	for _, c := range others {
+		d, err := crossCheck(chosenDB, c.db, names[best], c.name, compact)
+		if err != nil {
+			return 0, "", err
+		}
+		rep.Disagreements = append(rep.Disagreements, d...)
+	}
+	rep.LostRevisions, rep.LostReasons = lost, reasons
+	for i := range rep.Sources {
+		rep.Sources[i].Gave, rep.Sources[i].Vouched = gave[names[i]].records, gave[names[i]].revisions
+	}
+	describeSources(rep, reps, best, names)
+	return best, chosenDB, nil
+}
+
+// clusterVoters lists the voting members of the original membership and
+// their --initial-cluster entries; each needs a name and peer URLs.
+func clusterVoters(m *membership.Membership) ([]membership.Member, []string, error) {
+	voters := []membership.Member{}
+	for _, x := range m.Members {
+		if !x.IsLearner {
+			voters = append(voters, x)
+		}
+	}
+	var ic []string
+	for _, x := range voters {
+		if x.Name == "" || len(x.PeerURLs) == 0 {
+			return nil, nil, fmt.Errorf("member %s: name or peer URLs unknown; cannot write the cluster's membership", x.ID)
+		}
+		for _, u := range x.PeerURLs {
+			ic = append(ic, x.Name+"="+u)
+		}
+	}
+	return voters, ic, nil
+}
+
+// checkCluster starts the repaired data as one cluster on loopback peers
+// (unless SkipStartCheck) and counts every member's keys.
+func checkCluster(chosenDB string, voters []membership.Member, work string, opts Options, rep *ClusterReport) error {
+	if opts.SkipStartCheck {
+		rep.Check.Skipped = true
+	} else {
+		check := opts.ClusterStartCheck
+		if check == nil {
+			check = ClusterStartCheck
+		}
+		keys, rev, err := check(chosenDB, len(voters), filepath.Join(work, "check"))
+		if err != nil {
+			rep.Check.Error = err.Error()
+			return fmt.Errorf("the repaired data did not start as a cluster: %w", err)
+		}
+		rep.Check.Started, rep.Check.Revision, rep.Check.Keys = true, rev, map[string]int{}
+		for i, m := range voters {
+			rep.Check.Keys[m.Name] = keys[i]
+		}
+	}
+	return nil
+}
+
+// readClusterSources reads every member's WAL and membership (no heavy
+// work) into rep.Sources, refusing dirs that are not distinct members of
+// one cluster. names are the members' names (their dirs when unknown).
+func readClusterSources(dataDirs []string, rep *ClusterReport) ([]*wal.Log, []string, []*membership.Membership, error) {
 	logs := make([]*wal.Log, len(dataDirs))
 	names := make([]string, len(dataDirs))
 	var mems []*membership.Membership
@@ -160,14 +337,14 @@ func RunCluster(dataDirs []string, opts Options) (*ClusterReport, error) {
 	for i, d := range dataDirs {
 		if a, err := filepath.Abs(d); err == nil {
 			if paths[a] {
-				return nil, fmt.Errorf("%w: %s is given twice", ErrDifferentClusters, d)
+				return nil, nil, nil, fmt.Errorf("%w: %s is given twice", ErrDifferentClusters, d)
 			}
 			paths[a] = true
 		}
 		db, walDir := locate(d, "")
 		l, err := wal.Read(walDir)
 		if err != nil && !errors.Is(err, wal.ErrNoWAL) {
-			return nil, fmt.Errorf("%s: read WAL: %w", d, err)
+			return nil, nil, nil, fmt.Errorf("%s: read WAL: %w", d, err)
 		}
 		logs[i] = l
 		m := readMembership(db, l, nil)
@@ -187,48 +364,30 @@ func RunCluster(dataDirs []string, opts Options) (*ClusterReport, error) {
 			if rep.ClusterID == "" {
 				rep.ClusterID = m.ClusterID
 			} else if rep.ClusterID != m.ClusterID {
-				return nil, fmt.Errorf("%w: %s is in cluster %s, %s in cluster %s", ErrDifferentClusters, dataDirs[0], rep.ClusterID, d, m.ClusterID)
+				return nil, nil, nil, fmt.Errorf("%w: %s is in cluster %s, %s in cluster %s", ErrDifferentClusters, dataDirs[0], rep.ClusterID, d, m.ClusterID)
 			}
 		} else {
 			rep.Notes = append(rep.Notes, fmt.Sprintf("%s: no readable WAL metadata: its cluster id cannot be checked", d))
 		}
 		if m.SelfID != "" {
 			if other, ok := seen[m.SelfID]; ok {
-				return nil, fmt.Errorf("%w: %s and %s are the same member %s", ErrDifferentClusters, other, d, m.SelfID)
+				return nil, nil, nil, fmt.Errorf("%w: %s and %s are the same member %s", ErrDifferentClusters, other, d, m.SelfID)
 			}
 			seen[m.SelfID] = d
 		}
 		rep.Sources = append(rep.Sources, src)
 	}
-	union, conflicts := wal.Merge(logs, names)
-	rep.Disagreements = append(rep.Disagreements, conflicts...)
-	rep.WAL = ClusterWAL{FirstIndex: union.FirstIndex(), LastIndex: union.LastIndex(), Commit: union.CommitIndex(), Gaps: union.Gaps}
-	if rep.WAL.Gaps == nil {
-		rep.WAL.Gaps = []wal.Gap{}
-	}
-	countOnlyHere(logs, union, rep)
+	return logs, names, mems, nil
+}
 
-	if err := os.MkdirAll(filepath.Dir(filepath.Clean(opts.Out)), 0o755); err != nil {
-		return nil, err
-	}
-	work, err := os.MkdirTemp(filepath.Dir(filepath.Clean(opts.Out)), ".boltfix-cluster-*")
-	if err != nil {
-		return nil, err
-	}
-	defer os.RemoveAll(work)
-
-	// Each member's db with the union WAL: a one-member repair on a work
-	// copy (ForceNewCluster: the membership is written below, once).
+// repairCandidates repairs each member's db with the union WAL: a
+// one-member repair on a work copy (ForceNewCluster: the membership is
+// written once, by RunCluster). A db that cannot be repaired is noted in its
+// source row and left nil.
+func repairCandidates(dataDirs, names []string, union *wal.Log, work string, opts Options, rep *ClusterReport) ([]*Report, error) {
 	reps := make([]*Report, len(dataDirs))
 	for i, d := range dataDirs {
-		o := opts
-		o.Out, o.Force, o.ForceNewCluster, o.SkipStartCheck, o.log = filepath.Join(work, fmt.Sprintf("cand-%d", i)), false, true, true, union
-		o.Name, o.InitialCluster, o.InitialAdvertisePeerURLs = "", "", nil
-		// No bump in the candidates: records are compared and copied
-		// between them by revision; the output is bumped once, below.
-		noBump, noMark := uint64(0), false
-		o.BumpRevision, o.MarkCompacted = &noBump, &noMark
-		r, err := Run(d, o)
+		r, err := Run(d, candidateOptions(opts, filepath.Join(work, fmt.Sprintf("cand-%d", i)), union))
 		src := &rep.Sources[i]
 		var ie *salvage.InterruptedError
 		if errors.As(err, &ie) {
@@ -245,91 +404,19 @@ func RunCluster(dataDirs []string, opts Options) (*ClusterReport, error) {
 			src.DBFindings, src.ConsistentIndex = r.DB.Findings, r.DB.BaseIndex
 		}
 	}
-	if err := salvage.Interrupted(opts.Context, "repairing each member's db"); err != nil {
-		return nil, err
-	}
-	best := -1
-	for i, r := range reps {
-		if r != nil && (best < 0 || better(r, reps[best], rep.Sources[i], rep.Sources[best])) {
-			best = i
-		}
-	}
-	if best < 0 {
-		return nil, errors.New("no member's data could be repaired")
-	}
-	chosen := reps[best]
-	// What the one-member candidate said of its own output (a work dir,
-	// the force warning, single-member next steps) does not apply.
-	chosen.Output, chosen.Member, chosen.ForceNewCluster, chosen.Warnings, chosen.Next = "", nil, false, []string{}, []string{}
-	rep.Chosen, rep.Repair = dataDirs[best], chosen
-	rep.Sources[best].Chosen = true
-	chosenDB := filepath.Join(work, fmt.Sprintf("cand-%d", best), "member", "snap", "db")
-	var others []candidate
-	for i, r := range reps {
-		if r != nil && i != best {
-			others = append(others, candidate{name: names[i], db: filepath.Join(work, fmt.Sprintf("cand-%d", i), "member", "snap", "db"), rep: r})
-		}
-	}
-	// Revisions the chosen db lacks, from the members that hold them; then
-	// every record cross-checked against every other member's.
-	lost, reasons, gave, err := fillFromOthers(chosenDB, chosen, others)
-	if err != nil {
-		return nil, err
-	}
-	compact, err := compactRevision(chosenDB)
-	if err != nil {
-		return nil, err
-	}
-	for _, c := range others {
-		d, err := crossCheck(chosenDB, c.db, names[best], c.name, compact)
-		if err != nil {
-			return nil, err
-		}
-		rep.Disagreements = append(rep.Disagreements, d...)
-	}
-	rep.LostRevisions, rep.LostReasons = lost, reasons
-	for i := range rep.Sources {
-		rep.Sources[i].Gave, rep.Sources[i].Vouched = gave[names[i]].records, gave[names[i]].revisions
-	}
-	describeSources(rep, reps, best, names)
+	return reps, nil
+}
 
-	// The original membership, from every member's sources (the db's
-	// members bucket included, through the repaired dbs' scans).
-	rep.Membership = bestMembership(mems, reps)
-	voters := []membership.Member{}
-	for _, m := range rep.Membership.Members {
-		if !m.IsLearner {
-			voters = append(voters, m)
-		}
-	}
-	var ic []string
-	for _, m := range voters {
-		if m.Name == "" || len(m.PeerURLs) == 0 {
-			return nil, fmt.Errorf("member %s: name or peer URLs unknown; cannot write the cluster's membership", m.ID)
-		}
-		for _, u := range m.PeerURLs {
-			ic = append(ic, m.Name+"="+u)
-		}
-	}
-	rep.Token = opts.InitialClusterToken
-	if rep.Token == "" {
-		rep.Token = "etcd-cluster"
-	}
-	// Revisions may have gone backwards when the top may be lost: watchers
-	// (the Kubernetes watch cache) must relist, as for one member.
-	for _, r := range rep.LostRevisions {
-		if r[1] == 0 {
-			rep.RevisionBump, rep.MarkCompacted = defaultBump, true
-		}
-	}
-	out := filepath.Join(work, "out")
+// writeClusterMembers restores the chosen db as out/<name> for every
+// voting member, with the original names and peer URLs.
+func writeClusterMembers(chosenDB, out string, voters []membership.Member, ic []string, opts Options, lg *zap.Logger, rep *ClusterReport) error {
 	for _, m := range voters {
 		dir := filepath.Join(out, m.Name)
 		err := snapshot.NewV3(lg).Restore(snapshot.RestoreConfig{SnapshotPath: chosenDB, Name: m.Name, OutputDataDir: dir,
 			PeerURLs: m.PeerURLs, InitialCluster: strings.Join(ic, ","), InitialClusterToken: rep.Token, SkipHashCheck: true,
 			RevisionBump: rep.RevisionBump, MarkCompacted: rep.MarkCompacted})
 		if err != nil {
-			return nil, fmt.Errorf("write member %s: %w", m.Name, err)
+			return fmt.Errorf("write member %s: %w", m.Name, err)
 		}
 		om := OutputMember{Name: m.Name, DataDir: filepath.Join(opts.Out, m.Name), PeerURLs: m.PeerURLs, OriginalID: m.ID}
 		if l, err := wal.Read(dir); err == nil && l.Metadata != nil {
@@ -342,38 +429,17 @@ func RunCluster(dataDirs []string, opts Options) (*ClusterReport, error) {
 		rep.Members = append(rep.Members, om)
 	}
 
-	if opts.SkipStartCheck {
-		rep.Check.Skipped = true
-	} else {
-		check := opts.ClusterStartCheck
-		if check == nil {
-			check = ClusterStartCheck
-		}
-		keys, rev, err := check(chosenDB, len(voters), filepath.Join(work, "check"))
-		if err != nil {
-			rep.Check.Error = err.Error()
-			return nil, fmt.Errorf("the repaired data did not start as a cluster: %w", err)
-		}
-		rep.Check.Started, rep.Check.Revision, rep.Check.Keys = true, rev, map[string]int{}
-		for i, m := range voters {
-			rep.Check.Keys[m.Name] = keys[i]
+	return nil
+}
+
+func countRepaired(reps []*Report) int {
+	n := 0
+	for _, r := range reps {
+		if r != nil {
+			n++
 		}
 	}
-	// The last point where an interrupt leaves nothing behind.
-	if err := salvage.Interrupted(opts.Context, "checking the new cluster"); err != nil {
-		return nil, err
-	}
-	if err := publish(out, opts.Out, opts.Force); err != nil {
-		return nil, err
-	}
-	rep.Complete = len(rep.LostRevisions) == 0 && len(rep.Disagreements) == 0
-	if s := chosen.DB; s != nil && s.Salvage != nil && s.Salvage.Records.Uncertain > 0 && !chosen.Complete && len(rep.LostRevisions) == 0 {
-		// As for one member: left-out carved records may have been real.
-		rep.Complete = false
-		rep.Notes = append(rep.Notes, "the chosen member's salvage left out possible compaction garbage (see repair.notes)")
-	}
-	clusterNextSteps(rep)
-	return rep, nil
+	return n
 }
 
 // better orders candidate repairs: complete first, then fewer revisions

@@ -54,26 +54,29 @@ func earlyGate(m *membership.Membership, db string) bool {
 	return err != nil
 }
 
-// gateMembership refuses a member of a multi-member cluster unless
-// ForceNewCluster is set, in which case it warns. It reports whether
-// repair must stop (rep then carries the refusal and nothing is written).
-func gateMembership(m *membership.Membership, opts Options, rep *Report) bool {
-	rep.Membership = m
+// gate refuses a member of a multi-member cluster unless ForceNewCluster
+// is set, in which case it warns. It reports whether the repair must stop
+// (the plan then carries the refusal, has no steps, and nothing is
+// written). It runs once before the scan when the WAL names this member
+// fully, and again with what the db adds.
+func (p *Plan) gate(m *membership.Membership) bool {
+	p.Membership = m
 	if !m.MultiMember() {
 		return false
 	}
-	if opts.ForceNewCluster {
-		if !rep.ForceNewCluster {
+	if p.opts.ForceNewCluster {
+		if !p.ForceNewCluster {
 			// The first of the two checks (WAL, then db) to see it warns.
-			rep.ForceNewCluster = true
-			rep.Warnings = append(rep.Warnings, forceWarning(m))
-			rep.Next = append(rep.Next, "before anything else: stop every other member of the original cluster for good; this dir is a new, separate cluster")
+			p.ForceNewCluster = true
+			p.Warnings = append(p.Warnings, forceWarning(m))
+			p.next = append(p.next, "before anything else: stop every other member of the original cluster for good; this dir is a new, separate cluster")
 		}
 		return false
 	}
-	rep.Refused = refusal(m, rep.Input)
-	rep.Complete = false
-	rep.Next = append(rep.Next, rep.Refused.Procedure...)
+	p.Refused = refusal(m, p.Input)
+	p.Strategy = StrategyRefused
+	p.Why = append(p.Why, p.Refused.Reason)
+	p.next = append(p.next, p.Refused.Procedure...)
 	return true
 }
 

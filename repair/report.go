@@ -26,6 +26,12 @@ type Report struct {
 	// ranges: what could not be proven (the audit failed or nothing could
 	// vouch for the db; records left out whose revision is unknown).
 	Unproven []string `json:"unproven"`
+	// Strategy is the plan's (see Plan), Why its evidence, and Steps what
+	// each step of the plan did, in order: exactly the plan's steps, a
+	// conditional one whose condition did not hold with Ran false.
+	Strategy Strategy     `json:"strategy"`
+	Why      []string     `json:"strategy_why"`
+	Steps    []StepResult `json:"steps"`
 	// Audit is the check of the db's claims against the WAL; nil when the
 	// whole history was replayed from index 1, or there is no db or WAL.
 	Audit *Audit `json:"audit"`

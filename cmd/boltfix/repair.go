@@ -20,7 +20,7 @@ type repairOptions struct {
 	bump                                     uint64
 	markCompacted                            bool
 	json, aggressive, force, noStart         bool
-	forceNewCluster                          bool
+	forceNewCluster, dryRun                  bool
 }
 
 func (o *repairOptions) AddFlags(cmd *cobra.Command) {
@@ -38,6 +38,7 @@ func (o *repairOptions) AddFlags(cmd *cobra.Command) {
 	f.BoolVar(&o.markCompacted, "mark-compacted", false, "mark the bumped revision compacted so watchers relist (default: with an automatic bump)")
 	f.BoolVar(&o.noStart, "skip-start-check", false, "do not start etcd on a copy of the result to check it")
 	f.BoolVar(&o.forceNewCluster, "force-new-cluster", false, "write a new one-member cluster even when DATA_DIR is one member of a cluster with other members (they must never run again beside it)")
+	f.BoolVar(&o.dryRun, "dry-run", false, "print the plan (sources, strategy and why, steps, outputs) and write nothing")
 	_ = cmd.MarkFlagRequired("out")
 	_ = cmd.MarkFlagDirname("out")
 }
@@ -79,7 +80,13 @@ EXIT STATUS
   1  partial: the report names the lost revision ranges and what could not
      be proven; or refused (one member of a multi-member cluster, nothing
      written)
-  2  could not run`,
+  2  could not run
+
+With --dry-run, repair reads and scans the inputs, prints the plan (the
+sources, the strategy and the evidence for it, the steps in order, the
+outputs) and writes nothing: exit 0 when the plan can run, 1 when it is a
+refusal, 2 when no plan could be made. With several DATA_DIRs it prints the
+cluster plan and each member's plan.`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if len(args) > 1 {
@@ -107,6 +114,9 @@ func repairFunc(cmd *cobra.Command, dataDir string, o repairOptions) error {
 	}
 	if cmd.Flags().Changed("mark-compacted") {
 		opts.MarkCompacted = &o.markCompacted
+	}
+	if o.dryRun {
+		return repairPlanFunc(cmd, dataDir, opts, o.json)
 	}
 	bar := newProgress(stderr)
 	defer bar.Done()
@@ -183,29 +193,20 @@ func newStartCheckCommand() *cobra.Command {
 
 func printRepair(w io.Writer, r *repair.Report) {
 	fmt.Fprintf(w, "boltfix repair %s -> %s\n", r.Input, r.Output)
-	section(w, "sources")
-	rows := [][]string{}
-	if r.DB.Present {
-		rows = append(rows, []string{"db", fmt.Sprintf("%d scan findings; %s", r.DB.Findings, r.DB.Strategy)})
-	} else {
-		rows = append(rows, []string{"db", r.DB.Strategy})
-	}
-	if r.WAL.Present {
-		state := "clean"
-		if !r.WAL.Clean {
-			state = fmt.Sprintf("%d damage stops (boltfix wal verify shows where)", len(r.WAL.Stops))
+	printRepairSources(w, r)
+
+	if len(r.Steps) > 0 {
+		section(w, "steps (strategy "+string(r.Strategy)+"; --dry-run shows the plan)")
+		rows := make([][]string, 0, len(r.Steps))
+		for _, s := range r.Steps {
+			ran := "done"
+			if !s.Ran {
+				ran = "skipped"
+			}
+			rows = append(rows, []string{string(s.Name), ran, s.Result})
 		}
-		rows = append(rows, []string{"wal", fmt.Sprintf("entries %d..%d, commit %d, %s", r.WAL.FirstIndex, r.WAL.LastIndex, r.WAL.Commit, state)})
-	} else {
-		rows = append(rows, []string{"wal", "none"})
+		table(w, []string{"STEP", "", "RESULT"}, rows)
 	}
-	if r.Replay != nil {
-		rows = append(rows, []string{"replay", fmt.Sprintf("index %d -> %d, revision %d -> %d, %d rejected as etcd did, %d errors",
-			r.Replay.ConsistentIndexBefore, r.Replay.ConsistentIndex, r.Replay.RevisionBefore, r.Replay.Revision, len(r.Replay.Rejected), len(r.Replay.Errors))})
-	}
-	rows = append(rows, []string{"version", r.Version})
-	rows = append(rows, []string{"membership", r.Membership.Summary()})
-	table(w, []string{"SOURCE", "WHAT"}, rows)
 
 	section(w, "records")
 	c := r.Counts
@@ -237,18 +238,7 @@ func printRepair(w io.Writer, r *repair.Report) {
 
 	ledgerTable(w, r.Ledger)
 
-	section(w, "checks")
-	etcd := "skipped"
-	if r.Checks.EtcdStarted {
-		etcd = fmt.Sprintf("started and served %d keys at revision %d", r.Checks.EtcdKeys, r.Checks.EtcdRevision)
-	}
-	table(w, []string{"CHECK", "RESULT"}, [][]string{
-		{"bbolt check of the new db", okString(r.Checks.BboltCheck)},
-		{"consistent_index <= new WAL commit", okString(r.Checks.IndexWithinWAL)},
-		{"etcd start on a copy", etcd},
-		{"member", fmt.Sprintf("%s %s (from %s)", r.Member.Name, strings.Join(r.Member.PeerURLs, ","), r.Member.From)},
-		{"revision bump", fmt.Sprintf("%d, mark compacted %v", r.RevisionBump, r.MarkCompacted)},
-	})
+	printRepairChecks(w, r)
 	if r.BumpReason != "" {
 		prose(w, "", r.BumpReason)
 	}
@@ -277,6 +267,49 @@ func printRepair(w io.Writer, r *repair.Report) {
 	for i, n := range r.Next {
 		prose(w, fmt.Sprintf("  %d. ", i+1), n)
 	}
+}
+
+// printRepairSources is the SOURCES table: where the data came from.
+func printRepairSources(w io.Writer, r *repair.Report) {
+	section(w, "sources")
+	rows := [][]string{}
+	if r.DB.Present {
+		rows = append(rows, []string{"db", fmt.Sprintf("%d scan findings; %s", r.DB.Findings, r.DB.Strategy)})
+	} else {
+		rows = append(rows, []string{"db", r.DB.Strategy})
+	}
+	if r.WAL.Present {
+		state := "clean"
+		if !r.WAL.Clean {
+			state = fmt.Sprintf("%d damage stops (boltfix wal verify shows where)", len(r.WAL.Stops))
+		}
+		rows = append(rows, []string{"wal", fmt.Sprintf("entries %d..%d, commit %d, %s", r.WAL.FirstIndex, r.WAL.LastIndex, r.WAL.Commit, state)})
+	} else {
+		rows = append(rows, []string{"wal", "none"})
+	}
+	if r.Replay != nil {
+		rows = append(rows, []string{"replay", fmt.Sprintf("index %d -> %d, revision %d -> %d, %d rejected as etcd did, %d errors",
+			r.Replay.ConsistentIndexBefore, r.Replay.ConsistentIndex, r.Replay.RevisionBefore, r.Replay.Revision, len(r.Replay.Rejected), len(r.Replay.Errors))})
+	}
+	rows = append(rows, []string{"version", r.Version})
+	rows = append(rows, []string{"membership", r.Membership.Summary()})
+	table(w, []string{"SOURCE", "WHAT"}, rows)
+}
+
+// printRepairChecks is the CHECKS table: what repair checked of its output.
+func printRepairChecks(w io.Writer, r *repair.Report) {
+	section(w, "checks")
+	etcd := "skipped"
+	if r.Checks.EtcdStarted {
+		etcd = fmt.Sprintf("started and served %d keys at revision %d", r.Checks.EtcdKeys, r.Checks.EtcdRevision)
+	}
+	table(w, []string{"CHECK", "RESULT"}, [][]string{
+		{"bbolt check of the new db", okString(r.Checks.BboltCheck)},
+		{"consistent_index <= new WAL commit", okString(r.Checks.IndexWithinWAL)},
+		{"etcd start on a copy", etcd},
+		{"member", fmt.Sprintf("%s %s (from %s)", r.Member.Name, strings.Join(r.Member.PeerURLs, ","), r.Member.From)},
+		{"revision bump", fmt.Sprintf("%d, mark compacted %v", r.RevisionBump, r.MarkCompacted)},
+	})
 }
 
 func okString(b bool) string {

@@ -30,9 +30,13 @@ func repairClusterFunc(cmd *cobra.Command, dataDirs []string, o repairOptions) e
 		}
 	}
 	ctx := cmd.Context()
-	rep, err := repair.RunCluster(dataDirs, repair.Options{Out: o.out, Force: o.force, Aggressive: o.aggressive,
+	opts := repair.Options{Out: o.out, Force: o.force, Aggressive: o.aggressive,
 		InitialClusterToken: o.token, SkipStartCheck: o.noStart, Context: ctx,
-		ClusterStartCheck: func(db string, n int, work string) ([]int, int64, error) { return childClusterCheck(ctx, db, n, work) }})
+		ClusterStartCheck: func(db string, n int, work string) ([]int, int64, error) { return childClusterCheck(ctx, db, n, work) }}
+	if o.dryRun {
+		return repairClusterPlanFunc(cmd, dataDirs, opts, o.json)
+	}
+	rep, err := repair.RunCluster(dataDirs, opts)
 	if err != nil {
 		return cantRun(err)
 	}

@@ -1,0 +1,178 @@
+package repair
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/boltfix/boltfix/salvage"
+	"github.com/boltfix/boltfix/wal"
+	bolt "go.etcd.io/bbolt"
+)
+
+// writeMemberStep writes the member dir around the base into work/out.
+func writeMemberStep(st *state, rep *Report) (bool, string, error) {
+	opts := st.opts
+	name, urls, err := opts.member()
+	if err != nil {
+		return false, "", err
+	}
+	// Revisions may have gone backwards when anything at the top may be
+	// lost: Kubernetes watch caches must then relist.
+	bump, mark := uint64(0), false
+	for _, r := range st.final {
+		if r[1] == 0 {
+			bump, mark = defaultBump, true
+			rep.BumpReason = "revisions at the top of the history may be lost: the revision is bumped and marked compacted so watchers (the Kubernetes watch cache) relist instead of serving stale data"
+		}
+	}
+	if opts.BumpRevision != nil {
+		bump = *opts.BumpRevision
+	}
+	if opts.MarkCompacted != nil {
+		mark = *opts.MarkCompacted
+	}
+	if mark && bump == 0 {
+		return false, "", errors.New("--mark-compacted needs --bump-revision > 0")
+	}
+	rep.RevisionBump, rep.MarkCompacted = bump, mark
+	if _, err := os.Stat(st.base); err != nil {
+		// No db and nothing replayed: start from an empty etcd db.
+		if _, err := wal.Replay(st.base, nil, wal.ReplayOptions{Logger: st.lg, CommitIndex: 1}); err != nil {
+			return false, "", fmt.Errorf("create an empty db: %w", err)
+		}
+	}
+	salvage.StartPhase(opts.Progress, "writing the member dir", -1)
+	mres, err := wal.WriteMemberDir(st.base, filepath.Join(st.work, "out"), wal.MemberConfig{Logger: st.lg, Name: name, PeerURLs: urls,
+		InitialClusterToken: opts.InitialClusterToken, WAL: st.log, RevisionBump: bump, MarkCompacted: mark})
+	if err != nil {
+		return false, "", err
+	}
+	rep.Member = mres
+	rep.Checks.IndexWithinWAL = mres.ConsistentIndex <= mres.CommitIndex
+	return true, fmt.Sprintf("member %s, consistent_index %d, commit %d, revision bump %d", mres.Name, mres.ConsistentIndex, mres.CommitIndex, bump), nil
+}
+
+// checkOutputStep checks the new db: bbolt's check, then what it holds
+// and says of itself.
+func checkOutputStep(st *state, rep *Report) (bool, string, error) {
+	newDB := filepath.Join(st.work, "out", "member", "snap", "db")
+	if err := bboltCheck(newDB); err != nil {
+		return false, "", fmt.Errorf("the new db fails bbolt's check (a bug in boltfix): %w", err)
+	}
+	rep.Checks.BboltCheck = true
+	an, err := salvage.Analyze(newDB, st.final, 1000)
+	if err != nil {
+		return false, "", err
+	}
+	rep.Counts.Final = an.Records
+	rep.PossiblyStale, rep.PossiblyStaleCount, rep.Ledger = an.PossiblyStale, an.PossiblyStaleCount, an.Ledger
+	sv, cv := st.p.DB.StorageVersion, st.p.DB.ClusterVersion
+	if cv == "" {
+		cv = "unknown"
+	}
+	switch {
+	case sv != "":
+		rep.Version = "3.6 or newer (storageVersion " + sv + ", cluster version " + cv + ")"
+	case st.dbPresent:
+		rep.Version = "3.5 or older (no storageVersion in meta; cluster version " + cv + "): nothing newer is written"
+	}
+	// What the new db says of itself: a 3.5 member must not find a
+	// storageVersion it would not write (a later upgrade would take the db
+	// for a newer one); alarms as the new member will see them (the db's,
+	// and any the replay raised).
+	rep.OutputStorageVersion, rep.Alarms = an.Etcd.StorageVersion, an.Etcd.Alarms
+	if sv == "" && rep.OutputStorageVersion != "" && st.dbPresent {
+		return false, "", fmt.Errorf("the new db carries storageVersion %q but the data was written by etcd 3.5 or older", rep.OutputStorageVersion)
+	}
+	if st.opts.SkipStartCheck {
+		rep.Checks.EtcdCheckSkipped = true
+	}
+	return true, fmt.Sprintf("bbolt check passed; %d key records", an.Records), nil
+}
+
+// startCheckStep starts etcd on a copy of the new member dir.
+func startCheckStep(st *state, rep *Report) (bool, string, error) {
+	check := st.opts.StartCheck
+	if check == nil {
+		check = StartCheck
+	}
+	salvage.StartPhase(st.opts.Progress, "starting etcd on a copy", -1)
+	cp := filepath.Join(st.work, "check")
+	if err := copyDir(filepath.Join(st.work, "out"), cp); err != nil {
+		return false, "", err
+	}
+	keys, rev, err := check(cp)
+	if err != nil {
+		rep.Checks.EtcdError = err.Error()
+		return false, "", fmt.Errorf("etcd did not start on the repaired dir: %w", err)
+	}
+	rep.Checks.EtcdStarted, rep.Checks.EtcdKeys, rep.Checks.EtcdRevision = true, keys, rev
+	return true, fmt.Sprintf("etcd served %d keys at revision %d", keys, rev), nil
+}
+
+// publishStep moves the checked member dir into place: the last point
+// where an interrupt (checked before each step) leaves nothing behind.
+func publishStep(st *state, rep *Report) (bool, string, error) {
+	if err := publish(filepath.Join(st.work, "out"), st.opts.Out, st.opts.Force); err != nil {
+		return false, "", err
+	}
+	rep.Member.DataDir = st.opts.Out
+	nextSteps(rep)
+	return true, "written to " + st.opts.Out, nil
+}
+
+func bboltCheck(path string) error {
+	db, err := bolt.Open(path, 0o400, &bolt.Options{ReadOnly: true, Timeout: time.Second})
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	return db.View(func(tx *bolt.Tx) error {
+		for err := range tx.Check() {
+			return err
+		}
+		return nil
+	})
+}
+
+// publish moves the finished member dir into place.
+func publish(src, out string, force bool) error {
+	if ents, err := os.ReadDir(out); err == nil {
+		if len(ents) > 0 && !force {
+			return fmt.Errorf("%s: %w", out, ErrOutputExists)
+		}
+		if err := os.RemoveAll(out); err != nil {
+			return err
+		}
+	}
+	if err := os.Rename(src, out); err != nil {
+		return err
+	}
+	d, err := os.Open(filepath.Dir(filepath.Clean(out)))
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
+func nextSteps(rep *Report) {
+	rep.Next = append(rep.Next,
+		"stop etcd: on a kubeadm node, move /etc/kubernetes/manifests/etcd.yaml out of the manifests dir and wait for the etcd container to exit",
+		fmt.Sprintf("keep the damaged dir: mv %s %s.damaged", rep.Input, rep.Input),
+		fmt.Sprintf("put the repaired dir in its place: mv %s %s", rep.Output, rep.Input),
+		"start etcd: move etcd.yaml back into /etc/kubernetes/manifests; then check: etcdctl endpoint health, kubectl get nodes",
+	)
+	for _, a := range rep.Alarms {
+		rep.Next = append(rep.Next, fmt.Sprintf("the db carries an alarm (%s), copied as it was: etcd refuses writes while it is raised; once the cause is fixed (e.g. compact and defragment for NOSPACE): etcdctl alarm disarm", a))
+	}
+	if rep.MarkCompacted {
+		rep.Next = append(rep.Next, "the revision was bumped and compacted: kube-apiserver watch caches will relist (expected)")
+	}
+	if !rep.Complete {
+		rep.Next = append(rep.Next, "some revisions may be lost: review possibly_stale keys; re-apply manifests (kubectl apply) for source-of-truth objects")
+	}
+}

@@ -1,0 +1,136 @@
+package repair
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/boltfix/boltfix/wal"
+	bolt "go.etcd.io/bbolt"
+)
+
+// replayStep replays the committed WAL entries above the base's index,
+// unless the audit or an anchor already settled the base.
+func replayStep(st *state, rep *Report) (bool, string, error) {
+	if st.settled {
+		return false, "the base was already settled by an anchor or the audit", nil
+	}
+	if err := replay(st, rep); err != nil {
+		return false, "", err
+	}
+	return true, replaySummary(st), nil
+}
+
+// replayFullStep replays the whole WAL from an empty store.
+func replayFullStep(st *state, rep *Report) (bool, string, error) {
+	if err := replayFull(st, rep); err != nil {
+		return false, "", err
+	}
+	return true, replaySummary(st), nil
+}
+
+func replaySummary(st *state) string {
+	if st.replay == nil {
+		return "nothing replayed"
+	}
+	r := st.replay
+	return fmt.Sprintf("index %d -> %d, revision %d -> %d", r.ConsistentIndexBefore, r.ConsistentIndex, r.RevisionBefore, r.Revision)
+}
+
+// replay applies the committed WAL entries above the base's index.
+func replay(st *state, rep *Report) error {
+	commit := st.log.CommitIndex()
+	if commit == 0 {
+		rep.Notes = append(rep.Notes, "the WAL holds no HardState: no entry is known to be committed, nothing replayed")
+		return nil
+	}
+	if commit <= st.index {
+		st.replayed = true
+		rep.Notes = append(rep.Notes, fmt.Sprintf("the db already holds every committed entry (consistent_index %d, WAL commit %d)", st.index, commit))
+		return nil
+	}
+	rr, err := replayAfter(st.ctx, st.base, st.log, st.index, st.lg)
+	var gap *wal.GapError
+	switch {
+	case errors.As(err, &gap):
+		rep.Notes = append(rep.Notes, gap.Error())
+	case err != nil:
+		return fmt.Errorf("replay: %w", err)
+	default:
+		st.replayed = rr.LastApplied >= commit || rr.ConsistentIndex >= commit
+	}
+	st.replay, rep.Replay = rr, rr
+	rep.Counts.Replayed = len(rr.Records)
+	cc := wal.CompareRecords(rr.Records, func(k []byte) ([]byte, bool) {
+		v, ok := st.dropped[string(k)]
+		return v, ok
+	})
+	rep.Counts.Regenerated = cc.Matched
+	rep.Disagreements = append(rep.Disagreements, cc.Differ...)
+	// Carved records above the base that the replay did not produce: the
+	// WAL did not reach them (or they were never committed).
+	produced := map[string]bool{}
+	for _, r := range rr.Records {
+		produced[string(r.Key)] = true
+	}
+	missed := 0
+	for k := range st.dropped {
+		if !produced[k] {
+			missed++
+		}
+	}
+	if missed > 0 {
+		rep.Notes = append(rep.Notes, fmt.Sprintf("%d carved records above the base revision were not produced by the replay (never committed, or past the WAL's reach)", missed))
+	}
+	return nil
+}
+
+// replayFull replays the whole WAL from an empty store into a new db and
+// cross-checks every record it produces against the salvaged db. A damaged
+// entry in the middle falls back to the replay above the db's index.
+func replayFull(st *state, rep *Report) error {
+	commit := st.log.CommitIndex()
+	full := filepath.Join(st.work, "full.db")
+	rr, err := replayAfter(st.ctx, full, st.log, 0, st.lg)
+	var gap *wal.GapError
+	switch {
+	case errors.As(err, &gap):
+		rep.Notes = append(rep.Notes, "full replay stopped: "+gap.Error())
+		os.Remove(full)
+		return replay(st, rep)
+	case err != nil:
+		return fmt.Errorf("replay: %w", err)
+	}
+	salvaged := st.base
+	st.base = full
+	st.replay, rep.Replay = rr, rr
+	rep.DB.Strategy = fmt.Sprintf("the WAL holds every entry from index 1 to its commit %d: replayed the whole history from an empty store", commit)
+	st.index, st.revision = 0, 1
+	rep.DB.BaseIndex, rep.DB.BaseRevision = st.index, st.revision
+	rep.Counts.Replayed = len(rr.Records)
+	st.replayed = rr.ConsistentIndex >= commit
+	st.lost, st.reasons, st.openTop, st.fullReplay = nil, nil, false, true
+	if _, err := os.Stat(salvaged); err != nil {
+		return nil
+	}
+	db, err := bolt.Open(salvaged, 0o400, &bolt.Options{ReadOnly: true, Timeout: time.Second})
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	return db.View(func(tx *bolt.Tx) error {
+		kb := tx.Bucket([]byte("key"))
+		cc := wal.CompareRecords(rr.Records, func(k []byte) ([]byte, bool) {
+			if kb == nil {
+				return nil, false
+			}
+			v := kb.Get(k)
+			return v, v != nil
+		})
+		rep.Counts.Regenerated = cc.Matched
+		rep.Disagreements = append(rep.Disagreements, cc.Differ...)
+		return nil
+	})
+}

@@ -1,7 +1,7 @@
 // Package membership works out the cluster an etcd data dir belongs to: how
 // many voting members, their ids, names and peer URLs, and which of them the
 // data dir is. Repairing one member of a multi-member cluster as a new
-// one-member cluster splits the cluster (DESIGN.md §9); everything that
+// one-member cluster splits the cluster (docs/recovery.md §9); everything that
 // writes a member dir asks this package first.
 //
 // The sources, each optional, are the ones etcd itself keeps:

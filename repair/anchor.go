@@ -4,7 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
+	"github.com/boltfix/boltfix/outfile"
 	"os"
 	"path/filepath"
 	"slices"
@@ -277,7 +277,7 @@ func anchorPut(d wal.DecodedEntry) *pb.PutRequest {
 // to a.rev, replays the WAL after it, and checks the replay reproduced every
 // salvaged record above a.rev.
 func replayFromAnchor(salvaged, path string, log *wal.Log, a anchor, st *state, lg *zap.Logger) (*wal.ReplayResult, int, bool, string) {
-	if err := copyFile(salvaged, path); err != nil {
+	if err := outfile.CopyFile(salvaged, path); err != nil {
 		return nil, 0, false, err.Error()
 	}
 	above, err := cutToAnchor(path, a, lg)
@@ -347,23 +347,6 @@ func cutToAnchor(path string, a anchor, lg *zap.Logger) (map[string][]byte, erro
 	tx.Unlock()
 	be.ForceCommit()
 	return above, nil
-}
-
-func copyFile(src, dst string) error {
-	in, err := os.Open(src)
-	if err != nil {
-		return err
-	}
-	defer in.Close()
-	out, err := os.OpenFile(dst, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(out, in); err != nil {
-		out.Close()
-		return err
-	}
-	return out.Close()
 }
 
 // replayAfter replays onto db every committed entry of log above index

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"github.com/boltfix/boltfix/outfile"
 	"os"
 	"path/filepath"
 	"sort"
@@ -216,7 +217,7 @@ func (p *ClusterPlan) Execute() (*ClusterReport, error) {
 	if err := salvage.Interrupted(opts.Context, "checking the new cluster"); err != nil {
 		return nil, err
 	}
-	if err := publish(out, opts.Out, opts.Force); err != nil {
+	if err := outfile.PublishDir(out, opts.Out, opts.Force); err != nil {
 		return nil, err
 	}
 	done(StepPublish, "written to "+opts.Out)

@@ -15,7 +15,7 @@ import (
 // cluster with other voting members, and a new one-member cluster made from
 // it would be a second cluster next to the first, its data diverging from
 // the moment it serves (a split brain). etcd's documented way back for one
-// failed member is to replace it from its healthy peers (DESIGN.md §9).
+// failed member is to replace it from its healthy peers (docs/recovery.md §9).
 type Refusal struct {
 	Reason string `json:"reason"`
 	// Member is this data dir's member, as the membership knows it; nil

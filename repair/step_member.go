@@ -3,6 +3,7 @@ package repair
 import (
 	"errors"
 	"fmt"
+	"github.com/boltfix/boltfix/outfile"
 	"os"
 	"path/filepath"
 	"time"
@@ -101,7 +102,7 @@ func startCheckStep(st *state, rep *Report) (bool, string, error) {
 	}
 	salvage.StartPhase(st.opts.Progress, "starting etcd on a copy", -1)
 	cp := filepath.Join(st.work, "check")
-	if err := copyDir(filepath.Join(st.work, "out"), cp); err != nil {
+	if err := outfile.CopyDir(filepath.Join(st.work, "out"), cp); err != nil {
 		return false, "", err
 	}
 	keys, rev, err := check(cp)
@@ -116,7 +117,7 @@ func startCheckStep(st *state, rep *Report) (bool, string, error) {
 // publishStep moves the checked member dir into place: the last point
 // where an interrupt (checked before each step) leaves nothing behind.
 func publishStep(st *state, rep *Report) (bool, string, error) {
-	if err := publish(filepath.Join(st.work, "out"), st.opts.Out, st.opts.Force); err != nil {
+	if err := outfile.PublishDir(filepath.Join(st.work, "out"), st.opts.Out, st.opts.Force); err != nil {
 		return false, "", err
 	}
 	rep.Member.DataDir = st.opts.Out
@@ -136,27 +137,6 @@ func bboltCheck(path string) error {
 		}
 		return nil
 	})
-}
-
-// publish moves the finished member dir into place.
-func publish(src, out string, force bool) error {
-	if ents, err := os.ReadDir(out); err == nil {
-		if len(ents) > 0 && !force {
-			return fmt.Errorf("%s: %w", out, ErrOutputExists)
-		}
-		if err := os.RemoveAll(out); err != nil {
-			return err
-		}
-	}
-	if err := os.Rename(src, out); err != nil {
-		return err
-	}
-	d, err := os.Open(filepath.Dir(filepath.Clean(out)))
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }
 
 func nextSteps(rep *Report) {

@@ -15,7 +15,7 @@ import (
 // raft-boltdb, Vault, ...) is salvaged on bbolt's terms. Its buckets are
 // mutable, with no revision order: a record found outside the walked tree
 // goes back in place only when the file proves it current (a synced
-// freelist that does not list its page, DESIGN §10); everything else found
+// freelist that does not list its page, docs/recovery.md §11); everything else found
 // under damage goes to lost+found, never into the live buckets.
 
 // isGeneric decides whether a scanned file takes the generic path: the

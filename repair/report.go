@@ -1,6 +1,7 @@
 package repair
 
 import (
+	"github.com/boltfix/boltfix/memberdir"
 	"github.com/boltfix/boltfix/membership"
 	"github.com/boltfix/boltfix/salvage"
 	"github.com/boltfix/boltfix/wal"
@@ -62,7 +63,7 @@ type Report struct {
 	DB            *DBPart           `json:"db"`
 	WAL           *WALPart          `json:"wal"`
 	Replay        *wal.ReplayResult `json:"replay"`
-	Member        *wal.MemberResult `json:"member"`
+	Member        *memberdir.Result `json:"member"`
 	Checks        Checks            `json:"checks"`
 	RevisionBump  uint64            `json:"revision_bump"`
 	MarkCompacted bool              `json:"mark_compacted"`

@@ -3,6 +3,7 @@ package repair
 import (
 	"errors"
 	"fmt"
+	"github.com/boltfix/boltfix/memberdir"
 	"github.com/boltfix/boltfix/outfile"
 	"os"
 	"path/filepath"
@@ -46,7 +47,7 @@ func writeMemberStep(st *state, rep *Report) (bool, string, error) {
 		}
 	}
 	salvage.StartPhase(opts.Progress, "writing the member dir", -1)
-	mres, err := wal.WriteMemberDir(st.base, filepath.Join(st.work, "out"), wal.MemberConfig{Logger: st.lg, Name: name, PeerURLs: urls,
+	mres, err := memberdir.Write(st.base, filepath.Join(st.work, "out"), memberdir.Config{Logger: st.lg, Name: name, PeerURLs: urls,
 		InitialClusterToken: opts.InitialClusterToken, WAL: st.log, RevisionBump: bump, MarkCompacted: mark})
 	if err != nil {
 		return false, "", err

@@ -244,9 +244,9 @@ func confChangeName(t raftpb.ConfChangeType) string {
 	return fmt.Sprintf("unknown<%d>", int32(t))
 }
 
-// confMember is the part of etcd's ConfigChangeContext (a membership.Member
-// in JSON) a description needs.
-type confMember struct {
+// ConfMember is the part of etcd's ConfigChangeContext (a membership.Member
+// in JSON) that names a member.
+type ConfMember struct {
 	ID        uint64   `json:"id"`
 	Name      string   `json:"name"`
 	PeerURLs  []string `json:"peerURLs"`
@@ -256,7 +256,7 @@ type confMember struct {
 
 func describeConfChange(cc *raftpb.ConfChange) string {
 	s := fmt.Sprintf("conf change %s %x", confChangeName(cc.GetType()), cc.GetNodeId())
-	var m confMember
+	var m ConfMember
 	if len(cc.GetContext()) > 0 && json.Unmarshal(cc.GetContext(), &m) == nil {
 		if m.IsPromote {
 			s += " (promote)"

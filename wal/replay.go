@@ -574,6 +574,11 @@ func collectRecords(be backend.Backend, after int64) []KeyRecord {
 
 // readConsistentIndex re-reads what was committed, so the result reports the
 // db as it is on disk, not as the replayer believed it to be.
+// ReadConsistentIndex reads consistent_index and term from the meta bucket
+// of a healthy db (one boltfix or etcd wrote; never a suspect file), 0 when
+// absent.
+func ReadConsistentIndex(path string) (uint64, uint64) { return readConsistentIndex(path, 0, 0) }
+
 func readConsistentIndex(path string, ci, term uint64) (uint64, uint64) {
 	db, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true, Timeout: time.Second})
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"github.com/boltfix/boltfix/memberdir"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,7 +16,6 @@ import (
 
 	"github.com/boltfix/boltfix/fixtures"
 	"github.com/boltfix/boltfix/repair"
-	"github.com/boltfix/boltfix/wal"
 	"github.com/spf13/cobra"
 )
 
@@ -98,7 +98,7 @@ func TestReportsFitWidth(t *testing.T) {
 		DB:            &repair.DBPart{Present: true, Strategy: long},
 		WAL:           &repair.WALPart{Present: true, Clean: true, FirstIndex: 1, LastIndex: 9000, Commit: 9000},
 		LostRevisions: [][2]int64{{100, 0}}, LostReasons: []string{long},
-		Member: &wal.MemberResult{Name: "default", PeerURLs: []string{"http://localhost:2380"}, From: "members-bucket"}, Notes: []string{long}, Next: []string{long}, BumpReason: long,
+		Member: &memberdir.Result{Name: "default", PeerURLs: []string{"http://localhost:2380"}, From: "members-bucket"}, Notes: []string{long}, Next: []string{long}, BumpReason: long,
 		Audit: &repair.Audit{Verdict: long, Failures: []string{long}, Unvouched: long}, Unproven: []string{long}}
 	var b bytes.Buffer
 	printRepair(&b, rep)

@@ -1,9 +1,13 @@
-package wal
+// Package memberdir writes an etcd member dir (member/{snap/db, snap/*.snap,
+// wal}) around a healthy db, with etcdutl's snapshot restore, keeping the
+// original member's name and peer URLs (docs/recovery.md §8).
+package memberdir
 
 import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/boltfix/boltfix/wal"
 	"os"
 	"path/filepath"
 	"sort"
@@ -17,8 +21,8 @@ import (
 	"go.etcd.io/raft/v3/raftpb"
 )
 
-// MemberConfig configures WriteMemberDir. Every field is optional.
-type MemberConfig struct {
+// Config configures Write. Every field is optional.
+type Config struct {
 	Logger *zap.Logger
 	// Name and PeerURLs of the single member of the new cluster. By default
 	// they are taken from the original membership: the db's members bucket
@@ -31,7 +35,7 @@ type MemberConfig struct {
 	InitialClusterToken string
 	// WAL is the original log, if read: its metadata and conf changes supply
 	// defaults for Name and PeerURLs.
-	WAL *Log
+	WAL *wal.Log
 	// RevisionBump and MarkCompacted are etcdutl's --bump-revision and
 	// --mark-compacted: raise the revision by RevisionBump and mark it
 	// compacted, so that watchers (Kubernetes' watch cache) relist instead of
@@ -41,8 +45,8 @@ type MemberConfig struct {
 	MarkCompacted bool
 }
 
-// MemberResult describes the member dir written.
-type MemberResult struct {
+// Result describes the member dir written.
+type Result struct {
 	DataDir  string   `json:"data_dir"`
 	Name     string   `json:"name"`
 	PeerURLs []string `json:"peer_urls"`
@@ -59,15 +63,15 @@ type MemberResult struct {
 
 // ErrIndexAboveCommit: the written db's consistent_index is above the new
 // WAL's commit index; etcd would start and never serve (docs/recovery.md §7).
-var ErrIndexAboveCommit = errors.New("wal: consistent_index above the WAL commit index")
+var ErrIndexAboveCommit = errors.New("memberdir: consistent_index above the WAL commit index")
 
-// WriteMemberDir writes a data dir etcd starts from (outDir/member/{snap,wal})
+// Write writes a data dir etcd starts from (outDir/member/{snap,wal})
 // around the healthy db at dbPath, with etcdutl's snapshot restore: a copy of
 // the db, a new single-member membership, a fresh WAL and .snap, and
 // consistent_index set to the new WAL's commit index. dbPath is not changed:
 // Restore copies it before opening the copy with bbolt (copyAndVerifyDB).
 // outDir must not exist or be empty.
-func WriteMemberDir(dbPath, outDir string, cfg MemberConfig) (*MemberResult, error) {
+func Write(dbPath, outDir string, cfg Config) (*Result, error) {
 	lg := cfg.Logger
 	if lg == nil {
 		lg = zap.NewNop()
@@ -75,7 +79,7 @@ func WriteMemberDir(dbPath, outDir string, cfg MemberConfig) (*MemberResult, err
 	if _, err := os.Stat(dbPath); err != nil {
 		return nil, err
 	}
-	res := &MemberResult{DataDir: outDir}
+	res := &Result{DataDir: outDir}
 	res.Name, res.PeerURLs, res.From = originalMember(dbPath, cfg)
 	if cfg.Name != "" {
 		res.Name, res.From = cfg.Name, "config"
@@ -106,7 +110,7 @@ func WriteMemberDir(dbPath, outDir string, cfg MemberConfig) (*MemberResult, err
 	if err != nil {
 		return nil, fmt.Errorf("restore member dir: %w", err)
 	}
-	l, err := Read(outDir)
+	l, err := wal.Read(outDir)
 	if err != nil {
 		return nil, fmt.Errorf("read back the new WAL: %w", err)
 	}
@@ -114,7 +118,7 @@ func WriteMemberDir(dbPath, outDir string, cfg MemberConfig) (*MemberResult, err
 		res.MemberID, res.ClusterID = l.Metadata.NodeID, l.Metadata.ClusterID
 	}
 	res.CommitIndex = l.CommitIndex()
-	res.ConsistentIndex, _ = readConsistentIndex(filepath.Join(outDir, "member", "snap", "db"), 0, 0)
+	res.ConsistentIndex, _ = wal.ReadConsistentIndex(filepath.Join(outDir, "member", "snap", "db"))
 	if !l.Clean() {
 		return res, fmt.Errorf("the new WAL does not read cleanly: %v", l.Stops())
 	}
@@ -133,8 +137,8 @@ type memberJSON struct {
 }
 
 // originalMember finds the name and peer URLs of the member whose data this
-// is, as WriteMemberDir's defaults.
-func originalMember(dbPath string, cfg MemberConfig) (string, []string, string) {
+// is, as Write's defaults.
+func originalMember(dbPath string, cfg Config) (string, []string, string) {
 	var self uint64
 	if cfg.WAL != nil && cfg.WAL.Metadata != nil {
 		self = cfg.WAL.Metadata.NodeID
@@ -198,13 +202,13 @@ func readMembers(path string) []memberJSON {
 
 // walMembers replays the membership the WAL's conf changes and attribute
 // updates describe (names come from member-attr-set entries).
-func walMembers(l *Log) map[uint64]memberJSON {
+func walMembers(l *wal.Log) map[uint64]memberJSON {
 	ms := map[uint64]memberJSON{}
 	for _, e := range l.Entries {
-		d := Decode(e.Entry)
+		d := wal.Decode(e.Entry)
 		switch {
 		case d.ConfChange != nil:
-			var c confMember
+			var c wal.ConfMember
 			_ = json.Unmarshal(d.ConfChange.GetContext(), &c)
 			id := d.ConfChange.GetNodeId()
 			switch d.ConfChange.GetType() {

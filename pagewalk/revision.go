@@ -3,8 +3,6 @@ package pagewalk
 import (
 	"encoding/binary"
 	"fmt"
-
-	"go.etcd.io/etcd/server/v3/storage/mvcc"
 )
 
 // Revision is an etcd key-bucket key: main and sub revision, and whether
@@ -43,8 +41,11 @@ func ParseRevision(k []byte) (Revision, bool) {
 	if !isRevisionKey(k) {
 		return Revision{}, false
 	}
-	bk := mvcc.BytesToBucketKey(k)
-	return Revision{Main: bk.Main, Sub: bk.Sub, Tombstone: mvcc.IsTombstone(k)}, true
+	// etcd's mvcc.BytesToBucketKey, without its panics (the shape was
+	// checked above) and without tying the raw walker to etcd's server
+	// module: 8-byte big-endian main, '_', 8-byte big-endian sub, and a
+	// trailing 't' for a tombstone (docs/format.md).
+	return Revision{Main: int64(binary.BigEndian.Uint64(k[0:8])), Sub: int64(binary.BigEndian.Uint64(k[9:17])), Tombstone: len(k) == 18}, true
 }
 
 // RevisionKey encodes r as etcd does.

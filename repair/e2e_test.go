@@ -173,6 +173,7 @@ func TestRepairDamageClasses(t *testing.T) {
 		{"garbage-leaves-and-torn-wal-tail", "default", both(onDB(func(db string) (fixtures.Damage, error) { return fixtures.GarbageLeaves(db, 3, 2) }),
 			func(dir string, _ *fixtures.Truth) (fixtures.Damage, error) { return fixtures.TornWALTail(dir) }), false},
 		{"purged-wal-half-zeroed", "purged", onDB(func(db string) (fixtures.Damage, error) { return fixtures.HalfZeroBranch(db, "key", 0) }), false},
+		{"purged-wal-stale-key-tree", "purged", onDB(fixtures.StaleKeyTree), false},
 		{"purged-wal-bit-flips", "purged", onDB(func(db string) (fixtures.Damage, error) { return fixtures.BitFlips(db, 40, 13) }), false},
 		{"purged-wal-garbage-leaves", "purged", onDB(func(db string) (fixtures.Damage, error) { return fixtures.GarbageLeaves(db, 4, 3) }), false},
 		{"root-page-garbage", "default", onDB(func(db string) (fixtures.Damage, error) { return fixtures.GarbageRootPage(db, 3) }), true},

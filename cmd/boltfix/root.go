@@ -42,13 +42,17 @@ func damaged() error { return &exitError{code: ExitDamage} }
 func NewRootCommand() *cobra.Command {
 	root := &cobra.Command{
 		Use:   "boltfix",
-		Short: "Examine and repair etcd data directories whose bbolt database is corrupted",
-		Long: `boltfix reads an etcd bbolt database page by page with its own hardened
-parser, so it works on files that make etcd, bbolt check and etcdutl panic.
+		Short: "Examine and repair corrupted etcd data directories and other bbolt files",
+		Long: `boltfix reads an etcd bbolt database (or any bbolt file: containerd's meta.db,
+raft-boltdb, ...) page by page with its own hardened parser, so it works on
+files that make etcd, bbolt check and etcdutl panic.
 
   boltfix scan member/snap/db                  where is the damage, what does it hold
   boltfix salvage member/snap/db --out new.db  every record still on disk, in a fresh db
   boltfix repair /var/lib/etcd --out DIR       + WAL replay -> a member dir etcd starts from
+  boltfix repair --dry-run /var/lib/etcd --out DIR   the plan, nothing written
+  boltfix repair cp-1 cp-2 cp-3 --out DIR      a whole cluster from all its members
+  boltfix extract DB --prefix /registry/ --deleted   deleted Kubernetes objects, as manifests
 
 EXIT STATUS
   0  clean, or complete recovery

@@ -1,6 +1,8 @@
 package repair
 
 import (
+	"github.com/boltfix/boltfix/memberdir"
+	"github.com/boltfix/boltfix/wal"
 	"os"
 	"path/filepath"
 	"strings"
@@ -342,6 +344,48 @@ func TestRepairKubeHistory(t *testing.T) {
 			}
 			if rep.Complete && len(bad) > 0 {
 				t.Errorf("complete with %d keys wrong", len(bad))
+			}
+		})
+	}
+}
+
+// A member dir written by a snapshot restore (etcdutl's, which boltfix's
+// own output is too) has a WAL from index 1 that holds only conf changes,
+// and a .snap at their end that stands for the data: it is not the whole
+// history. Repairing such a dir must keep every key, not replay the WAL
+// from an empty store and call an empty db complete.
+func TestRepairRestoredMemberKeepsData(t *testing.T) {
+	dir, truth := fixtures.Cached(t, "default", fixtures.DefaultWorkload())
+	l, err := wal.Read(filepath.Join(dir, "member", "wal"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	restored := filepath.Join(t.TempDir(), "restored")
+	if _, err := memberdir.Write(fixtures.DBPath(dir), restored, memberdir.Config{WAL: l}); err != nil {
+		t.Fatal(err)
+	}
+	for _, damage := range []string{"healthy", "half-zeroed"} {
+		t.Run(damage, func(t *testing.T) {
+			in := filepath.Join(t.TempDir(), "in")
+			if err := fixtures.CopyDir(restored, in); err != nil {
+				t.Fatal(err)
+			}
+			if damage == "half-zeroed" {
+				if _, err := fixtures.HalfZeroBranch(fixtures.DBPath(in), "key", 0); err != nil {
+					t.Fatal(err)
+				}
+			}
+			out := filepath.Join(t.TempDir(), "repaired")
+			rep, err := Run(in, Options{Out: out})
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, _, err := fixtures.ReadAll(out)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if d := fixtures.Compare(truth, got); !d.OK() {
+				t.Errorf("restored member repaired: %s (complete %v, strategy %s)", d, rep.Complete, rep.DB.Strategy)
 			}
 		})
 	}

@@ -104,6 +104,15 @@ func replayFull(st *state, rep *Report) error {
 		return fmt.Errorf("replay: %w", err)
 	}
 	salvaged := st.base
+	if n := notReproduced(salvaged, rr); n > 0 {
+		// The WAL starts at index 1 but is not the whole history: the db
+		// holds records no entry wrote (a member restored from a snapshot
+		// starts its WAL with conf changes only, and a .snap at their end
+		// stands for the data). Replaying it from nothing would drop them.
+		rep.Notes = append(rep.Notes, fmt.Sprintf("the WAL starts at index 1 but the db holds %d records no WAL entry wrote (a snapshot stands for them): not the whole history, replayed above the db's consistent_index instead", n))
+		os.Remove(full)
+		return replay(st, rep)
+	}
 	st.base = full
 	st.replay, rep.Replay = rr, rr
 	rep.DB.Strategy = fmt.Sprintf("the WAL holds every entry from index 1 to its commit %d: replayed the whole history from an empty store", commit)
@@ -133,4 +142,35 @@ func replayFull(st *state, rep *Report) error {
 		rep.Disagreements = append(rep.Disagreements, cc.Differ...)
 		return nil
 	})
+}
+
+// notReproduced counts the records of the salvaged db's key bucket that the
+// full replay did not produce (0 when there is no salvaged db).
+func notReproduced(salvaged string, rr *wal.ReplayResult) int {
+	if _, err := os.Stat(salvaged); err != nil {
+		return 0
+	}
+	db, err := bolt.Open(salvaged, 0o400, &bolt.Options{ReadOnly: true, Timeout: time.Second})
+	if err != nil {
+		return 0
+	}
+	defer db.Close()
+	produced := make(map[string]bool, len(rr.Records))
+	for _, r := range rr.Records {
+		produced[string(r.Key)] = true
+	}
+	n := 0
+	_ = db.View(func(tx *bolt.Tx) error {
+		kb := tx.Bucket([]byte("key"))
+		if kb == nil {
+			return nil
+		}
+		return kb.ForEach(func(k, _ []byte) error {
+			if !produced[string(k)] {
+				n++
+			}
+			return nil
+		})
+	})
+	return n
 }

@@ -3,6 +3,8 @@ package salvage
 import (
 	"bytes"
 	"context"
+	"errors"
+	"fmt"
 	"sort"
 
 	"github.com/boltfix/boltfix/pagewalk"
@@ -12,13 +14,20 @@ import (
 const maxCarvedNode = 64 << 20
 
 // carved is a key-bucket record found on a page the tree does not reach.
+// Its value stays on disk (a damaged multi-GiB file can hold GiBs of
+// carved values): it is the elem-th element of the node at page, read back
+// by carveResult.value when it is written or judged, and checked against
+// hash then; held carries it instead when it was chosen among differing
+// copies.
 type carved struct {
 	rev     pagewalk.Revision
 	revKey  []byte
-	value   []byte
 	etcdKey []byte
 	lease   int64
 	page    uint64
+	elem    int32
+	hash    uint64 // valueHash of the value
+	held    []byte
 }
 
 // carveResult holds carved records, sorted by revision key, one per
@@ -48,6 +57,75 @@ type carveResult struct {
 	// range (one per revision, sorted after carving): the tree claims each
 	// is a copy of one it holds, or compaction garbage (treeClaim).
 	outside []carved
+	// rd reads carved values back from the file.
+	rd valueReader
+	// err: carving could not finish (a carved page changed under it).
+	err error
+}
+
+// valueReader reads carved values back, one node cached: records are
+// written in revision-key order, and the records of a carved leaf are
+// neighbours in it.
+type valueReader struct {
+	res  *pagewalk.Result
+	pgid uint64
+	n    *pagewalk.Node
+	buf  []byte
+}
+
+// errCarvedChanged: a carved page read back does not hold what it held
+// when it was carved; the input changed under boltfix.
+var errCarvedChanged = errors.New("a carved page changed since it was read (the input was modified while boltfix read it)")
+
+// alias returns c's value, aliasing a buffer the next call reuses.
+func (r *valueReader) alias(c *carved) ([]byte, error) {
+	if c.held != nil {
+		return c.held, nil
+	}
+	if r.n == nil || r.pgid != c.page {
+		r.n = nil
+		n, nb, err := r.res.File.ReadNodeInto(c.page, r.buf, carveLimit(r.res, c.page))
+		r.buf = nb
+		if err != nil {
+			return nil, fmt.Errorf("page %d: %w", c.page, err)
+		}
+		r.n, r.pgid = n, c.page
+	}
+	e, fe := r.n.Leaf(int(c.elem))
+	if fe != nil || e.IsBucket() || !bytes.Equal(e.Key, c.revKey) || valueHash(e.Value) != c.hash {
+		return nil, fmt.Errorf("page %d, element %d: %w", c.page, c.elem, errCarvedChanged)
+	}
+	return e.Value, nil
+}
+
+// value returns a copy of c's value (bbolt keeps what it is given until
+// the transaction commits).
+func (cr *carveResult) value(c *carved) ([]byte, error) {
+	v, err := cr.rd.alias(c)
+	if err != nil {
+		return nil, err
+	}
+	return bytes.Clone(v), nil
+}
+
+// sameValue reports whether c's value is v.
+func (cr *carveResult) sameValue(c *carved, v []byte) (bool, error) {
+	if c.hash != valueHash(v) {
+		return false, nil
+	}
+	cv, err := cr.rd.alias(c)
+	return err == nil && bytes.Equal(cv, v), err
+}
+
+// carveLimit bounds the bytes read for the node at pgid: a page whose
+// header names another page is read as one page (its overflow count is as
+// suspect as its id); otherwise a node is bounded by the largest one etcd
+// can write (a request is at most a few MiB).
+func carveLimit(res *pagewalk.Result, pgid uint64) int64 {
+	if !res.WellformedLeaf(pgid) {
+		return int64(res.File.PageSize)
+	}
+	return maxCarvedNode
 }
 
 // leafPage is one unreached, valid key-bucket leaf: its revision keys in
@@ -66,7 +144,7 @@ func (l *leafPage) last() []byte  { return l.revs[len(l.revs)-1] }
 // buckets (whose keys may happen to be 17 bytes) are not mistaken for it.
 // A cancelled ctx ends the loop early; the caller checks ctx after it.
 func carve(ctx context.Context, res *pagewalk.Result, progress Counter, needAll bool) *carveResult {
-	cr := &carveResult{witness: map[string][]pagewalk.Revision{}, copies: map[string][]copyRef{}}
+	cr := &carveResult{witness: map[string][]pagewalk.Revision{}, copies: map[string][]copyRef{}, rd: valueReader{res: res}}
 	differ := map[string]bool{}
 	byRev := map[string]int{}
 	pageEdges := map[uint64][2]pagewalk.Revision{}
@@ -86,20 +164,13 @@ func carve(ctx context.Context, res *pagewalk.Result, progress Counter, needAll 
 		if progress != nil {
 			progress.Add(1)
 		}
-		// A page whose header names another page is read as one page: its
-		// overflow count is as suspect as its id. Otherwise a node is
-		// bounded by the largest one etcd can write (a request is at most
-		// a few MiB).
-		limit := int64(maxCarvedNode)
-		if !res.WellformedLeaf(pgid) {
-			limit = int64(res.File.PageSize)
-		}
-		n, nb, err := res.File.ReadNodeInto(pgid, buf, limit)
+		n, nb, err := res.File.ReadNodeInto(pgid, buf, carveLimit(res, pgid))
 		buf = nb
 		if err != nil {
 			continue
 		}
 		var good []carved
+		var goodValues [][]byte // alias buf: valid in this iteration
 		readable := 0
 		// whole: every element is a valid revision record, in order, on a
 		// page that names itself: a leaf etcd wrote, usable as evidence.
@@ -125,13 +196,15 @@ func carve(ctx context.Context, res *pagewalk.Result, progress Counter, needAll 
 				whole = false
 			}
 			kv, err := decodeRecord(rev, e.Value)
+			var h uint64
 			if err != nil {
 				whole = false
 			} else {
 				if whole {
 					revs = append(revs, e.Key)
 				}
-				cr.copies[string(e.Key)] = append(cr.copies[string(e.Key)], copyRef{hash: valueHash(e.Value), page: pgid})
+				h = valueHash(e.Value)
+				cr.copies[string(e.Key)] = append(cr.copies[string(e.Key)], copyRef{hash: h, page: pgid})
 			}
 			if !need.contains(e.Key) {
 				// Inside the intact tree: a copy of a reached record, or
@@ -151,7 +224,8 @@ func carve(ctx context.Context, res *pagewalk.Result, progress Counter, needAll 
 				cr.rejected++
 				continue
 			}
-			good = append(good, carved{rev: rev, revKey: bytes.Clone(e.Key), value: bytes.Clone(e.Value), etcdKey: bytes.Clone(kv.Key), lease: kv.Lease, page: pgid})
+			good = append(good, carved{rev: rev, revKey: bytes.Clone(e.Key), etcdKey: bytes.Clone(kv.Key), lease: kv.Lease, page: pgid, elem: int32(i), hash: h})
+			goodValues = append(goodValues, e.Value)
 		}
 		if whole {
 			lp := leafPage{pgid: pgid, revs: make([][]byte, len(revs))}
@@ -170,9 +244,13 @@ func carve(ctx context.Context, res *pagewalk.Result, progress Counter, needAll 
 				cr.pairs = append(cr.pairs, [2]pagewalk.Revision{good[i-1].rev, good[i].rev})
 			}
 		}
-		for _, c := range good {
+		for gi, c := range good {
 			if j, ok := byRev[string(c.revKey)]; ok {
-				if bytes.Equal(cr.recs[j].value, c.value) {
+				// (The kept copy is read back through cr.rd's own buffer.)
+				if same, err := cr.sameValue(&cr.recs[j], goodValues[gi]); err != nil {
+					cr.err = err
+					return cr
+				} else if same {
 					cr.dups++
 				} else {
 					differ[string(c.revKey)] = true
@@ -193,7 +271,7 @@ func carve(ctx context.Context, res *pagewalk.Result, progress Counter, needAll 
 		cs := cr.copies[string(c.revKey)]
 		v, _, page, why := chooseCopy(res, c.revKey, c.rev, nil, cs)
 		if v != nil {
-			c.value, c.page = v, page
+			c.held, c.page, c.hash = v, page, valueHash(v)
 		}
 		pages := make([]uint64, len(cs))
 		for j, x := range cs {

@@ -196,7 +196,11 @@ func judgeHeld(res *pagewalk.Result, cr *carveResult, ks *keySpace, held []carve
 			if !opts.Aggressive {
 				s := ks.keys[string(c.etcdKey)]
 				s.uncertain = true
-				if o, err := kube.Describe(c.value); err == nil {
+				val, err := cr.value(&c)
+				if err != nil {
+					return err
+				}
+				if o, err := kube.Describe(val); err == nil {
 					s.leftOutObj = o.String()
 				}
 				bc.LeftOut++
@@ -207,10 +211,14 @@ func judgeHeld(res *pagewalk.Result, cr *carveResult, ks *keySpace, held []carve
 		bc.Carved++
 		rep.Records.Written++
 		ks.wrote(c.etcdKey, c.rev)
-		if countHash(cr.copies[string(c.revKey)], valueHash(c.value)) < 2 {
+		if countHash(cr.copies[string(c.revKey)], c.hash) < 2 {
 			noWitness(rep, c.etcdKey, c.rev)
 		}
-		if err := w.put(keyPath, c.revKey, c.value, 1.0); err != nil {
+		val, err := cr.value(&c)
+		if err != nil {
+			return err
+		}
+		if err := w.put(keyPath, c.revKey, val, 1.0); err != nil {
 			return err
 		}
 	}

@@ -83,6 +83,9 @@ func fromScan(res *pagewalk.Result, in, out string, opts Options, distrust strin
 	if err := Interrupted(opts.Context, "carving"); err != nil {
 		return nil, err
 	}
+	if cr.err != nil {
+		return nil, cr.err
+	}
 	rep.Records.CandidatePages, rep.Records.CarvedPages, rep.Records.Rejected = cr.cands, cr.pages, cr.rejected
 	rep.Records.Duplicates = cr.dups
 	rep.Conflicts = append(rep.Conflicts, cr.conflicts...)
@@ -426,10 +429,14 @@ func mergeKeyBucket(res *pagewalk.Result, cr *carveResult, w *dbWriter, rep *Rep
 		rep.Records.Written++
 		ks.sub(c.rev)
 		ks.wrote(c.etcdKey, c.rev)
-		if countHash(cr.copies[string(c.revKey)], valueHash(c.value)) < 2 {
+		if countHash(cr.copies[string(c.revKey)], c.hash) < 2 {
 			noWitness(rep, c.etcdKey, c.rev)
 		}
-		return w.put(keyPath, c.revKey, c.value, 1.0)
+		v, err := cr.value(&c)
+		if err != nil {
+			return err
+		}
+		return w.put(keyPath, c.revKey, v, 1.0)
 	}
 	var prevRev *pagewalk.Revision
 	var prevKey []byte // owned by ForEachOwnedAhead: stays valid
@@ -459,7 +466,9 @@ func mergeKeyBucket(res *pagewalk.Result, cr *carveResult, w *dbWriter, rep *Rep
 				ci++
 			}
 			if ci < len(cr.recs) && bytes.Equal(cr.recs[ci].revKey, k) {
-				if bytes.Equal(cr.recs[ci].value, v) {
+				if same, err := cr.sameValue(&cr.recs[ci], v); err != nil {
+					return err
+				} else if same {
 					rep.Records.Duplicates++
 				}
 				ci++

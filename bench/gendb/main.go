@@ -3,6 +3,18 @@
 //	go run ./bench/gendb -size 1GiB -out bench/work/etcd-1GiB.db
 //
 // See package etcdgen for what the file holds. It refuses to overwrite -out.
+//
+// Two more modes prepare the inputs bench/run.sh measures, from a db it made:
+//
+//	go run ./bench/gendb -from DB -damage-depth 0 -out DAMAGED.db   # a torn key-bucket branch
+//	go run ./bench/gendb -from DB -datadir DIR                      # a data dir around DB
+//
+// -damage-depth copies DB and half-zeroes the middle branch page of the key
+// bucket at that depth (fixtures.HalfZeroBranch: 0 is the root, which
+// orphans about half of the records, the worst case for carving). -datadir
+// writes DIR/member/{snap/db,wal} with etcdutl's snapshot restore
+// (wal.WriteMemberDir): a copy of DB and a small WAL whose commit index is
+// the db's consistent_index, as a member that just restored would have.
 package main
 
 import (
@@ -14,6 +26,8 @@ import (
 	"time"
 
 	"github.com/boltfix/boltfix/bench/etcdgen"
+	"github.com/boltfix/boltfix/fixtures"
+	"github.com/boltfix/boltfix/wal"
 )
 
 func parseSize(s string) (int64, error) {
@@ -40,7 +54,17 @@ func main() {
 	seed := flag.Uint64("seed", 1, "random seed")
 	pageSize := flag.Int("page-size", 4096, "bbolt page size")
 	batch := flag.Int("batch", 10000, "key-bucket puts per write transaction")
+	from := flag.String("from", "", "with -damage-depth or -datadir: the db to start from")
+	depth := flag.Int("damage-depth", -1, "with -from: copy it to -out and half-zero the middle key-bucket branch page at this depth")
+	datadir := flag.String("datadir", "", "with -from: write a data dir (member/snap/db, member/wal) around a copy of it")
 	flag.Parse()
+	if *from != "" {
+		if err := derive(*from, *out, *datadir, *depth); err != nil {
+			fmt.Fprintln(os.Stderr, "gendb:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if *out == "" {
 		fmt.Fprintln(os.Stderr, "gendb: -out is required")
 		os.Exit(2)
@@ -59,4 +83,35 @@ func main() {
 	fmt.Printf("%s: %d bytes (hwm %d), %d records (%d tombstones, %d compacted away, compact rev %d), last revision %d, %d live keys, %d txns, %.1fs\n",
 		*out, st.FileBytes, st.HWMBytes, st.Records, st.Tombstones, st.Compacted, st.CompactRev, st.Revision, st.LiveObjects, st.Txns,
 		time.Since(start).Seconds())
+}
+
+// derive writes a damaged copy of from (depth >= 0, to out) or a data dir
+// around it (datadir).
+func derive(from, out, datadir string, depth int) error {
+	switch {
+	case datadir != "":
+		if _, err := os.Stat(datadir); err == nil {
+			return fmt.Errorf("%s exists", datadir)
+		}
+		// The member etcdgen's confState names (etcd's default member
+		// id), so that repair takes the dir for the one member it is.
+		res, err := wal.WriteMemberDir(from, datadir, wal.MemberConfig{Name: "default", PeerURLs: []string{"http://localhost:2380"}})
+		if err != nil {
+			return err
+		}
+		fmt.Printf("%s: member %s, consistent_index %d, WAL commit %d\n", datadir, res.Name, res.ConsistentIndex, res.CommitIndex)
+		return nil
+	case depth >= 0 && out != "":
+		if err := fixtures.CopyFile(from, out); err != nil {
+			return err
+		}
+		d, err := fixtures.HalfZeroBranch(out, "key", depth)
+		if err != nil {
+			os.Remove(out)
+			return err
+		}
+		fmt.Printf("%s: %s\n", out, d.Note)
+		return nil
+	}
+	return fmt.Errorf("-from needs -datadir, or -damage-depth and -out")
 }

@@ -52,7 +52,7 @@ type carveResult struct {
 	witness map[string][]pagewalk.Revision
 	// copies lists, per revision key, every carved copy of that record
 	// (docs/recovery.md §3, "Damage that hides in values").
-	copies map[string][]copyRef
+	copies copyIndex
 	// outside are the records on unreached pages inside the intact tree's
 	// range (one per revision, sorted after carving): the tree claims each
 	// is a copy of one it holds, or compaction garbage (treeClaim).
@@ -144,7 +144,7 @@ func (l *leafPage) last() []byte  { return l.revs[len(l.revs)-1] }
 // buckets (whose keys may happen to be 17 bytes) are not mistaken for it.
 // A cancelled ctx ends the loop early; the caller checks ctx after it.
 func carve(ctx context.Context, res *pagewalk.Result, progress Counter, needAll bool) *carveResult {
-	cr := &carveResult{witness: map[string][]pagewalk.Revision{}, copies: map[string][]copyRef{}, rd: valueReader{res: res}}
+	cr := &carveResult{witness: map[string][]pagewalk.Revision{}, rd: valueReader{res: res}}
 	differ := map[string]bool{}
 	byRev := map[string]int{}
 	pageEdges := map[uint64][2]pagewalk.Revision{}
@@ -204,7 +204,7 @@ func carve(ctx context.Context, res *pagewalk.Result, progress Counter, needAll 
 					revs = append(revs, e.Key)
 				}
 				h = valueHash(e.Value)
-				cr.copies[string(e.Key)] = append(cr.copies[string(e.Key)], copyRef{hash: h, page: pgid})
+				cr.copies.add(rev, copyRef{hash: h, page: pgid})
 			}
 			if !need.contains(e.Key) {
 				// Inside the intact tree: a copy of a reached record, or
@@ -261,6 +261,7 @@ func carve(ctx context.Context, res *pagewalk.Result, progress Counter, needAll 
 			cr.recs = append(cr.recs, c)
 		}
 	}
+	cr.copies.finish()
 	// Carved copies of one revision that differ: keep the one more copies
 	// agree on (a record is immutable; the others were damaged).
 	for i := range cr.recs {
@@ -268,7 +269,7 @@ func carve(ctx context.Context, res *pagewalk.Result, progress Counter, needAll 
 		if !differ[string(c.revKey)] {
 			continue
 		}
-		cs := cr.copies[string(c.revKey)]
+		cs := cr.copies.of(c.revKey)
 		v, _, page, why := chooseCopy(res, c.revKey, c.rev, nil, cs)
 		if v != nil {
 			c.held, c.page, c.hash = v, page, valueHash(v)
@@ -366,4 +367,71 @@ func (kr keyRanges) contains(k []byte) bool {
 	}
 	r := kr.iv[i]
 	return r[1] == nil || bytes.Compare(k, r[1]) < 0
+}
+
+// copyIndex lists every carved copy of each revision record, in fixed-size
+// entries (no per-record heap objects): appended while carving, then
+// sorted by revision key once (stably: the copies of one revision stay in
+// the order they were carved), and looked up by binary search.
+type copyIndex struct {
+	pending []copyEntry
+	revs    []copyRev // sorted; refs[i] is a copy of revs[i]
+	refs    []copyRef
+}
+
+// copyRev is a revision key in numbers: revision keys are canonical
+// (pagewalk.ParseRevision), so this orders as the key's bytes do.
+type copyRev struct {
+	main, sub int64
+	tomb      bool
+}
+
+type copyEntry struct {
+	rev copyRev
+	ref copyRef
+}
+
+func (a copyRev) less(b copyRev) bool {
+	if a.main != b.main {
+		return a.main < b.main
+	}
+	if a.sub != b.sub {
+		return a.sub < b.sub
+	}
+	return !a.tomb && b.tomb
+}
+
+func (ci *copyIndex) add(rev pagewalk.Revision, ref copyRef) {
+	ci.pending = append(ci.pending, copyEntry{copyRev{rev.Main, rev.Sub, rev.Tombstone}, ref})
+}
+
+// finish sorts what add gathered; of answers only after it.
+func (ci *copyIndex) finish() {
+	sort.SliceStable(ci.pending, func(i, j int) bool { return ci.pending[i].rev.less(ci.pending[j].rev) })
+	ci.revs = make([]copyRev, len(ci.pending))
+	ci.refs = make([]copyRef, len(ci.pending))
+	for i, e := range ci.pending {
+		ci.revs[i], ci.refs[i] = e.rev, e.ref
+	}
+	ci.pending = nil
+}
+
+// of returns the carved copies of the record at revision key k, in the
+// order they were carved (nil if none, or if k is no revision key). The
+// slice is shared: callers do not change it.
+func (ci *copyIndex) of(k []byte) []copyRef {
+	rev, ok := pagewalk.ParseRevision(k)
+	if !ok {
+		return nil
+	}
+	r := copyRev{rev.Main, rev.Sub, rev.Tombstone}
+	lo := sort.Search(len(ci.revs), func(i int) bool { return !ci.revs[i].less(r) })
+	hi := lo
+	for hi < len(ci.revs) && ci.revs[hi] == r {
+		hi++
+	}
+	if lo == hi {
+		return nil
+	}
+	return ci.refs[lo:hi:hi]
 }

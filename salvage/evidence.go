@@ -211,7 +211,7 @@ func judgeHeld(res *pagewalk.Result, cr *carveResult, ks *keySpace, held []carve
 		bc.Carved++
 		rep.Records.Written++
 		ks.wrote(c.etcdKey, c.rev)
-		if countHash(cr.copies[string(c.revKey)], c.hash) < 2 {
+		if countHash(cr.copies.of(c.revKey), c.hash) < 2 {
 			noWitness(rep, c.etcdKey, c.rev)
 		}
 		val, err := cr.value(&c)

@@ -429,7 +429,7 @@ func mergeKeyBucket(res *pagewalk.Result, cr *carveResult, w *dbWriter, rep *Rep
 		rep.Records.Written++
 		ks.sub(c.rev)
 		ks.wrote(c.etcdKey, c.rev)
-		if countHash(cr.copies[string(c.revKey)], c.hash) < 2 {
+		if countHash(cr.copies.of(c.revKey), c.hash) < 2 {
 			noWitness(rep, c.etcdKey, c.rev)
 		}
 		v, err := cr.value(&c)
@@ -483,7 +483,7 @@ func mergeKeyBucket(res *pagewalk.Result, cr *carveResult, w *dbWriter, rep *Rep
 			// A second witness: an identical carved copy. Copies that
 			// differ are settled by how many agree.
 			witnessed := false
-			if cs := cr.copies[string(k)]; len(cs) > 0 {
+			if cs := cr.copies.of(k); len(cs) > 0 {
 				h := valueHash(v)
 				for _, c := range cs {
 					witnessed = witnessed || c.hash == h

@@ -12,22 +12,31 @@
 // -damage-depth copies DB and half-zeroes the middle branch page of the key
 // bucket at that depth (fixtures.HalfZeroBranch: 0 is the root, which
 // orphans about half of the records, the worst case for carving). -datadir
-// writes DIR/member/{snap/db,wal} with etcdutl's snapshot restore
-// (wal.WriteMemberDir): a copy of DB and a small WAL whose commit index is
-// the db's consistent_index, as a member that just restored would have.
+// writes DIR/member/snap/db (a copy of DB) and DIR/member/wal, an empty WAL
+// written with etcd's own WAL code: a snapshot record and a HardState at
+// the db's consistent_index and term, as a member whose older WAL files
+// were purged after a snapshot has, with nothing committed since.
 package main
 
 import (
+	"encoding/binary"
 	"flag"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/boltfix/boltfix/bench/etcdgen"
 	"github.com/boltfix/boltfix/fixtures"
-	"github.com/boltfix/boltfix/wal"
+	bolt "go.etcd.io/bbolt"
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+	etcdwal "go.etcd.io/etcd/server/v3/storage/wal"
+	"go.etcd.io/etcd/server/v3/storage/wal/walpb"
+	"go.etcd.io/raft/v3/raftpb"
+	"go.uber.org/zap"
+	"google.golang.org/protobuf/proto"
 )
 
 func parseSize(s string) (int64, error) {
@@ -93,14 +102,7 @@ func derive(from, out, datadir string, depth int) error {
 		if _, err := os.Stat(datadir); err == nil {
 			return fmt.Errorf("%s exists", datadir)
 		}
-		// The member etcdgen's confState names (etcd's default member
-		// id), so that repair takes the dir for the one member it is.
-		res, err := wal.WriteMemberDir(from, datadir, wal.MemberConfig{Name: "default", PeerURLs: []string{"http://localhost:2380"}})
-		if err != nil {
-			return err
-		}
-		fmt.Printf("%s: member %s, consistent_index %d, WAL commit %d\n", datadir, res.Name, res.ConsistentIndex, res.CommitIndex)
-		return nil
+		return dataDir(from, datadir)
 	case depth >= 0 && out != "":
 		if err := fixtures.CopyFile(from, out); err != nil {
 			return err
@@ -114,4 +116,58 @@ func derive(from, out, datadir string, depth int) error {
 		return nil
 	}
 	return fmt.Errorf("-from needs -datadir, or -damage-depth and -out")
+}
+
+// dataDir writes dir/member/snap/db (a copy of db) and an empty WAL at the
+// db's consistent_index and term, for the one member etcdgen's db names.
+func dataDir(db, dir string) error {
+	if _, err := os.Stat(dir); err == nil {
+		return fmt.Errorf("%s exists", dir)
+	}
+	var ci, term uint64
+	bdb, err := bolt.Open(db, 0o400, &bolt.Options{ReadOnly: true})
+	if err != nil {
+		return err
+	}
+	err = bdb.View(func(tx *bolt.Tx) error {
+		mb := tx.Bucket([]byte("meta"))
+		if mb == nil {
+			return fmt.Errorf("%s: no meta bucket", db)
+		}
+		if v := mb.Get([]byte("consistent_index")); len(v) == 8 {
+			ci = binary.BigEndian.Uint64(v)
+		}
+		if v := mb.Get([]byte("term")); len(v) == 8 {
+			term = binary.BigEndian.Uint64(v)
+		}
+		return nil
+	})
+	bdb.Close()
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Join(dir, "member", "snap"), 0o700); err != nil {
+		return err
+	}
+	if err := fixtures.CopyFile(db, filepath.Join(dir, "member", "snap", "db")); err != nil {
+		return err
+	}
+	id := etcdgen.MemberID
+	md, _ := proto.Marshal(&pb.Metadata{NodeID: &id, ClusterID: new(uint64(0x1c2f3e4d5a6b7c8d))})
+	w, err := etcdwal.Create(zap.NewNop(), filepath.Join(dir, "member", "wal"), md)
+	if err != nil {
+		return err
+	}
+	cs := &raftpb.ConfState{Voters: []uint64{id}}
+	if err := w.SaveSnapshot(&walpb.Snapshot{Index: &ci, Term: &term, ConfState: cs}); err != nil {
+		return err
+	}
+	if err := w.Save(&raftpb.HardState{Term: &term, Vote: &id, Commit: &ci}, nil); err != nil {
+		return err
+	}
+	if err := w.Close(); err != nil {
+		return err
+	}
+	fmt.Printf("%s: member %x, consistent_index %d, term %d, empty WAL\n", dir, id, ci, term)
+	return nil
 }

@@ -18,7 +18,12 @@ import (
 // live at the peak, not what is left at exit. Read with go tool pprof.
 func startProfiles() (stop func()) {
 	var stops []func()
-	if p := os.Getenv("BOLTFIX_CPUPROFILE"); p != "" {
+	cpu, mem := os.Getenv("BOLTFIX_CPUPROFILE"), os.Getenv("BOLTFIX_MEMPROFILE")
+	// Not for the children (repair's start check): they would overwrite
+	// the parent's profiles.
+	os.Unsetenv("BOLTFIX_CPUPROFILE")
+	os.Unsetenv("BOLTFIX_MEMPROFILE")
+	if p := cpu; p != "" {
 		if f, err := os.Create(p); err == nil {
 			if pprof.StartCPUProfile(f) == nil {
 				stops = append(stops, func() { pprof.StopCPUProfile(); f.Close() })
@@ -27,7 +32,7 @@ func startProfiles() (stop func()) {
 			}
 		}
 	}
-	if p := os.Getenv("BOLTFIX_MEMPROFILE"); p != "" {
+	if p := mem; p != "" {
 		done := make(chan struct{})
 		finished := make(chan struct{})
 		go func() {

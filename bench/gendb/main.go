@@ -9,9 +9,10 @@
 //	go run ./bench/gendb -from DB -damage-depth 0 -out DAMAGED.db   # a torn key-bucket branch
 //	go run ./bench/gendb -from DB -datadir DIR                      # a data dir around DB
 //
-// -damage-depth copies DB and half-zeroes the middle branch page of the key
-// bucket at that depth (fixtures.HalfZeroBranch: 0 is the root, which
-// orphans about half of the records, the worst case for carving). -datadir
+// -damage-depth 0 copies DB and half-zeroes the key bucket's root branch
+// page (the torn write of fixtures.HalfZeroBranch, found without its
+// whole-tree inspection, which is quadratic on a multi-GiB file): about
+// half of the records are orphaned, the worst case for carving. -datadir
 // writes DIR/member/snap/db (a copy of DB) and DIR/member/wal, an empty WAL
 // written with etcd's own WAL code: a snapshot record and a HardState at
 // the db's consistent_index and term, as a member whose older WAL files
@@ -30,6 +31,7 @@ import (
 
 	"github.com/boltfix/boltfix/bench/etcdgen"
 	"github.com/boltfix/boltfix/fixtures"
+	"github.com/boltfix/boltfix/pagewalk"
 	bolt "go.etcd.io/bbolt"
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	etcdwal "go.etcd.io/etcd/server/v3/storage/wal"
@@ -64,7 +66,7 @@ func main() {
 	pageSize := flag.Int("page-size", 4096, "bbolt page size")
 	batch := flag.Int("batch", 10000, "key-bucket puts per write transaction")
 	from := flag.String("from", "", "with -damage-depth or -datadir: the db to start from")
-	depth := flag.Int("damage-depth", -1, "with -from: copy it to -out and half-zero the middle key-bucket branch page at this depth")
+	depth := flag.Int("damage-depth", -1, "with -from: copy it to -out and half-zero the key bucket's root branch page (only 0)")
 	datadir := flag.String("datadir", "", "with -from: write a data dir (member/snap/db, member/wal) around a copy of it")
 	flag.Parse()
 	if *from != "" {
@@ -103,16 +105,14 @@ func derive(from, out, datadir string, depth int) error {
 			return fmt.Errorf("%s exists", datadir)
 		}
 		return dataDir(from, datadir)
-	case depth >= 0 && out != "":
+	case depth == 0 && out != "":
 		if err := fixtures.CopyFile(from, out); err != nil {
 			return err
 		}
-		d, err := fixtures.HalfZeroBranch(out, "key", depth)
-		if err != nil {
+		if err := halfZeroKeyRoot(out); err != nil {
 			os.Remove(out)
 			return err
 		}
-		fmt.Printf("%s: %s\n", out, d.Note)
 		return nil
 	}
 	return fmt.Errorf("-from needs -datadir, or -damage-depth and -out")
@@ -169,5 +169,49 @@ func dataDir(db, dir string) error {
 		return err
 	}
 	fmt.Printf("%s: member %x, consistent_index %d, term %d, empty WAL\n", dir, id, ci, term)
+	return nil
+}
+
+// halfZeroKeyRoot zeroes the key bucket's root branch page of db from its
+// middle element to the page's end: the zeroed elements point at page 0
+// and the subtrees under them are orphaned.
+func halfZeroKeyRoot(db string) error {
+	f, err := pagewalk.Open(db)
+	if err != nil {
+		return err
+	}
+	res, err := f.Scan(pagewalk.Options{})
+	if err != nil {
+		f.Close()
+		return err
+	}
+	kb := res.Bucket("key")
+	if kb == nil || kb.Root == 0 {
+		f.Close()
+		return fmt.Errorf("%s: no key bucket with a root page", db)
+	}
+	n, err := f.ReadNode(kb.Root)
+	f.Close()
+	if err != nil {
+		return err
+	}
+	if n.Header.Type() != pagewalk.TypeBranch || n.Count < 2 {
+		return fmt.Errorf("%s: the key bucket's root page %d is not a branch of 2 or more elements", db, kb.Root)
+	}
+	first := int64(n.Count / 2)
+	start := n.Offset + pagewalk.PageHeaderSize + first*pagewalk.BranchElementSize
+	end := n.Offset + int64(len(n.Data))
+	w, err := os.OpenFile(db, os.O_WRONLY, 0)
+	if err != nil {
+		return err
+	}
+	if _, err := w.WriteAt(make([]byte, end-start), start); err != nil {
+		w.Close()
+		return err
+	}
+	if err := w.Close(); err != nil {
+		return err
+	}
+	fmt.Printf("%s: key bucket root page %d: elements %d..%d of %d zeroed from byte %#x\n", db, kb.Root, first, n.Count-1, n.Count, start)
 	return nil
 }

@@ -104,7 +104,7 @@ sample() {
 measure() {
 	local name=$1 floor=$2
 	shift 2
-	local times=() anon=0 hwm=0 trss=0 rc=0 slug
+	local times=() cpus=() anon=0 hwm=0 trss=0 rc=0 slug
 	slug=$(echo "$name" | tr -c 'a-zA-Z0-9\n' '_')
 	for ((i = 0; i < RUNS; i++)); do
 		rm -rf "$OUT" "$OUT.db"
@@ -129,14 +129,16 @@ measure() {
 		r=$(awk -F': ' '/Maximum resident set size/ {print $2}' "$WORK/time.out")
 		read -r a h <"$WORK/sample"
 		times+=("$el")
+		cpus+=("$(awk -F': ' '/User time|System time/ {s += $2} END {print s}' "$WORK/time.out")")
 		((r > trss)) && trss=$r
 		((a > anon)) && anon=$a
 		((h > hwm)) && hwm=$h
 	done
 	rm -rf "$OUT" "$OUT.db"
-	local med
+	local med cpu
 	med=$(printf '%s\n' "${times[@]}" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
-	echo "$name|$floor|$med|$hwm|$anon|$trss|$rc" >>"$WORK/results"
+	cpu=$(printf '%s\n' "${cpus[@]}" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
+	echo "$name|$floor|$med|$hwm|$anon|$trss|$rc|$cpu" >>"$WORK/results"
 	echo "  $name: ${med}s, hwm $((hwm / 1024)) MiB, anon $((anon / 1024)) MiB, exit $rc" >&2
 }
 
@@ -161,9 +163,10 @@ fi
 echo
 echo "db: $DB ($(stat -c %s "$DB") bytes); $RUNS run(s) each (median), warm page cache; cores: $(nproc); load before: $LOAD0, after: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "hwm: boltfix's own peak RSS (VmHWM: anonymous + mapped file pages); anon: largest RssAnon sampled every 50 ms (heap and stacks); the etcd child of repair not counted"
+echo "cpu: user + system seconds (GNU time; for repair including its etcd start-check child): on a shared machine, less noisy than the wall time"
 echo
-printf '| %-28s | %8s | %-16s | %8s | %9s | %4s |\n' step time "x floor" "hwm MiB" "anon MiB" exit
-printf '|%s|%s|%s|%s|%s|%s|\n' ------------------------------ ---------- ------------------ ---------- ----------- ------
+printf '| %-28s | %8s | %-16s | %7s | %8s | %9s | %4s |\n' step time "x floor" "cpu s" "hwm MiB" "anon MiB" exit
+printf '|%s|%s|%s|%s|%s|%s|%s|\n' ------------------------------ ---------- ------------------ --------- ---------- ----------- ------
 awk -F'|' '
 	{ t[$1] = $3 }
 	{
@@ -173,5 +176,5 @@ awk -F'|' '
 		mem1 = ($4 > 0) ? sprintf("%.0f", $4 / 1024) : "-"
 		mem2 = ($5 > 0) ? sprintf("%.0f", $5 / 1024) : "-"
 		if ($2 == "-") { mem1 = "-"; mem2 = "-" }
-		printf "| %-28s | %7.2fs | %-16s | %8s | %9s | %4s |\n", $1, $3, ratio, mem1, mem2, $7
+		printf "| %-28s | %7.2fs | %-16s | %7.2f | %8s | %9s | %4s |\n", $1, $3, ratio, $8, mem1, mem2, $7
 	}' "$WORK/results"

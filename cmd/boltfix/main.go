@@ -14,8 +14,11 @@ import (
 // softMemoryLimit is the Go runtime's soft memory limit unless GOMEMLIMIT
 // is set: with the default GOGC alone, the heap of a salvage grows to
 // twice what is live before a collection. The node that needs boltfix has
-// a few GB; past the limit the collector runs more often (a little CPU)
-// instead of the heap growing.
+// a few GB; near the limit the collector runs more often instead of the
+// heap growing. When what is live exceeds it (a salvage of a 4 GiB db,
+// measured: 655 MiB anonymous in 80 s, against 953 MiB in 26 s with
+// GOMEMLIMIT=off GOGC=50) the collector runs almost continuously: memory
+// is bought with CPU. GOMEMLIMIT=off restores Go's default.
 const softMemoryLimit = 384 << 20
 
 func main() {

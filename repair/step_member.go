@@ -7,11 +7,9 @@ import (
 	"github.com/boltfix/boltfix/outfile"
 	"os"
 	"path/filepath"
-	"time"
 
 	"github.com/boltfix/boltfix/salvage"
 	"github.com/boltfix/boltfix/wal"
-	bolt "go.etcd.io/bbolt"
 )
 
 // writeMemberStep writes the member dir around the base into work/out.
@@ -127,17 +125,9 @@ func publishStep(st *state, rep *Report) (bool, string, error) {
 }
 
 func bboltCheck(path string) error {
-	db, err := bolt.Open(path, 0o400, &bolt.Options{ReadOnly: true, Timeout: time.Second})
-	if err != nil {
-		return err
-	}
-	defer db.Close()
-	return db.View(func(tx *bolt.Tx) error {
-		for err := range tx.Check() {
-			return err
-		}
-		return nil
-	})
+	// salvage's check: the same tx.Check, dropping the mapped pages of a
+	// multi-GiB db as it goes so they do not count against the process.
+	return salvage.Check(path)
 }
 
 func nextSteps(rep *Report) {

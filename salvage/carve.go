@@ -3,6 +3,8 @@ package salvage
 import (
 	"bytes"
 	"context"
+	"errors"
+	"fmt"
 	"sort"
 
 	"github.com/boltfix/boltfix/pagewalk"
@@ -12,13 +14,20 @@ import (
 const maxCarvedNode = 64 << 20
 
 // carved is a key-bucket record found on a page the tree does not reach.
+// Its value stays on disk (a damaged multi-GiB file can hold GiBs of
+// carved values): it is the elem-th element of the node at page, read back
+// by carveResult.value when it is written or judged, and checked against
+// hash then; held carries it instead when it was chosen among differing
+// copies.
 type carved struct {
 	rev     pagewalk.Revision
 	revKey  []byte
-	value   []byte
 	etcdKey []byte
 	lease   int64
 	page    uint64
+	elem    int32
+	hash    uint64 // valueHash of the value
+	held    []byte
 }
 
 // carveResult holds carved records, sorted by revision key, one per
@@ -43,11 +52,80 @@ type carveResult struct {
 	witness map[string][]pagewalk.Revision
 	// copies lists, per revision key, every carved copy of that record
 	// (docs/recovery.md §3, "Damage that hides in values").
-	copies map[string][]copyRef
+	copies copyIndex
 	// outside are the records on unreached pages inside the intact tree's
 	// range (one per revision, sorted after carving): the tree claims each
 	// is a copy of one it holds, or compaction garbage (treeClaim).
 	outside []carved
+	// rd reads carved values back from the file.
+	rd valueReader
+	// err: carving could not finish (a carved page changed under it).
+	err error
+}
+
+// valueReader reads carved values back, one node cached: records are
+// written in revision-key order, and the records of a carved leaf are
+// neighbours in it.
+type valueReader struct {
+	res  *pagewalk.Result
+	pgid uint64
+	n    *pagewalk.Node
+	buf  []byte
+}
+
+// errCarvedChanged: a carved page read back does not hold what it held
+// when it was carved; the input changed under boltfix.
+var errCarvedChanged = errors.New("a carved page changed since it was read (the input was modified while boltfix read it)")
+
+// alias returns c's value, aliasing a buffer the next call reuses.
+func (r *valueReader) alias(c *carved) ([]byte, error) {
+	if c.held != nil {
+		return c.held, nil
+	}
+	if r.n == nil || r.pgid != c.page {
+		r.n = nil
+		n, nb, err := r.res.File.ReadNodeInto(c.page, r.buf, carveLimit(r.res, c.page))
+		r.buf = nb
+		if err != nil {
+			return nil, fmt.Errorf("page %d: %w", c.page, err)
+		}
+		r.n, r.pgid = n, c.page
+	}
+	e, fe := r.n.Leaf(int(c.elem))
+	if fe != nil || e.IsBucket() || !bytes.Equal(e.Key, c.revKey) || valueHash(e.Value) != c.hash {
+		return nil, fmt.Errorf("page %d, element %d: %w", c.page, c.elem, errCarvedChanged)
+	}
+	return e.Value, nil
+}
+
+// value returns a copy of c's value (bbolt keeps what it is given until
+// the transaction commits).
+func (cr *carveResult) value(c *carved) ([]byte, error) {
+	v, err := cr.rd.alias(c)
+	if err != nil {
+		return nil, err
+	}
+	return bytes.Clone(v), nil
+}
+
+// sameValue reports whether c's value is v.
+func (cr *carveResult) sameValue(c *carved, v []byte) (bool, error) {
+	if c.hash != valueHash(v) {
+		return false, nil
+	}
+	cv, err := cr.rd.alias(c)
+	return err == nil && bytes.Equal(cv, v), err
+}
+
+// carveLimit bounds the bytes read for the node at pgid: a page whose
+// header names another page is read as one page (its overflow count is as
+// suspect as its id); otherwise a node is bounded by the largest one etcd
+// can write (a request is at most a few MiB).
+func carveLimit(res *pagewalk.Result, pgid uint64) int64 {
+	if !res.WellformedLeaf(pgid) {
+		return int64(res.File.PageSize)
+	}
+	return maxCarvedNode
 }
 
 // leafPage is one unreached, valid key-bucket leaf: its revision keys in
@@ -66,7 +144,7 @@ func (l *leafPage) last() []byte  { return l.revs[len(l.revs)-1] }
 // buckets (whose keys may happen to be 17 bytes) are not mistaken for it.
 // A cancelled ctx ends the loop early; the caller checks ctx after it.
 func carve(ctx context.Context, res *pagewalk.Result, progress Counter, needAll bool) *carveResult {
-	cr := &carveResult{witness: map[string][]pagewalk.Revision{}, copies: map[string][]copyRef{}}
+	cr := &carveResult{witness: map[string][]pagewalk.Revision{}, rd: valueReader{res: res}}
 	differ := map[string]bool{}
 	byRev := map[string]int{}
 	pageEdges := map[uint64][2]pagewalk.Revision{}
@@ -86,20 +164,13 @@ func carve(ctx context.Context, res *pagewalk.Result, progress Counter, needAll 
 		if progress != nil {
 			progress.Add(1)
 		}
-		// A page whose header names another page is read as one page: its
-		// overflow count is as suspect as its id. Otherwise a node is
-		// bounded by the largest one etcd can write (a request is at most
-		// a few MiB).
-		limit := int64(maxCarvedNode)
-		if !res.WellformedLeaf(pgid) {
-			limit = int64(res.File.PageSize)
-		}
-		n, nb, err := res.File.ReadNodeInto(pgid, buf, limit)
+		n, nb, err := res.File.ReadNodeInto(pgid, buf, carveLimit(res, pgid))
 		buf = nb
 		if err != nil {
 			continue
 		}
 		var good []carved
+		var goodValues [][]byte // alias buf: valid in this iteration
 		readable := 0
 		// whole: every element is a valid revision record, in order, on a
 		// page that names itself: a leaf etcd wrote, usable as evidence.
@@ -125,13 +196,15 @@ func carve(ctx context.Context, res *pagewalk.Result, progress Counter, needAll 
 				whole = false
 			}
 			kv, err := decodeRecord(rev, e.Value)
+			var h uint64
 			if err != nil {
 				whole = false
 			} else {
 				if whole {
 					revs = append(revs, e.Key)
 				}
-				cr.copies[string(e.Key)] = append(cr.copies[string(e.Key)], copyRef{hash: valueHash(e.Value), page: pgid})
+				h = valueHash(e.Value)
+				cr.copies.add(rev, copyRef{hash: h, page: pgid})
 			}
 			if !need.contains(e.Key) {
 				// Inside the intact tree: a copy of a reached record, or
@@ -151,7 +224,8 @@ func carve(ctx context.Context, res *pagewalk.Result, progress Counter, needAll 
 				cr.rejected++
 				continue
 			}
-			good = append(good, carved{rev: rev, revKey: bytes.Clone(e.Key), value: bytes.Clone(e.Value), etcdKey: bytes.Clone(kv.Key), lease: kv.Lease, page: pgid})
+			good = append(good, carved{rev: rev, revKey: bytes.Clone(e.Key), etcdKey: bytes.Clone(kv.Key), lease: kv.Lease, page: pgid, elem: int32(i), hash: h})
+			goodValues = append(goodValues, e.Value)
 		}
 		if whole {
 			lp := leafPage{pgid: pgid, revs: make([][]byte, len(revs))}
@@ -170,9 +244,13 @@ func carve(ctx context.Context, res *pagewalk.Result, progress Counter, needAll 
 				cr.pairs = append(cr.pairs, [2]pagewalk.Revision{good[i-1].rev, good[i].rev})
 			}
 		}
-		for _, c := range good {
+		for gi, c := range good {
 			if j, ok := byRev[string(c.revKey)]; ok {
-				if bytes.Equal(cr.recs[j].value, c.value) {
+				// (The kept copy is read back through cr.rd's own buffer.)
+				if same, err := cr.sameValue(&cr.recs[j], goodValues[gi]); err != nil {
+					cr.err = err
+					return cr
+				} else if same {
 					cr.dups++
 				} else {
 					differ[string(c.revKey)] = true
@@ -183,6 +261,7 @@ func carve(ctx context.Context, res *pagewalk.Result, progress Counter, needAll 
 			cr.recs = append(cr.recs, c)
 		}
 	}
+	cr.copies.finish()
 	// Carved copies of one revision that differ: keep the one more copies
 	// agree on (a record is immutable; the others were damaged).
 	for i := range cr.recs {
@@ -190,10 +269,10 @@ func carve(ctx context.Context, res *pagewalk.Result, progress Counter, needAll 
 		if !differ[string(c.revKey)] {
 			continue
 		}
-		cs := cr.copies[string(c.revKey)]
+		cs := cr.copies.of(c.revKey)
 		v, _, page, why := chooseCopy(res, c.revKey, c.rev, nil, cs)
 		if v != nil {
-			c.value, c.page = v, page
+			c.held, c.page, c.hash = v, page, valueHash(v)
 		}
 		pages := make([]uint64, len(cs))
 		for j, x := range cs {
@@ -288,4 +367,71 @@ func (kr keyRanges) contains(k []byte) bool {
 	}
 	r := kr.iv[i]
 	return r[1] == nil || bytes.Compare(k, r[1]) < 0
+}
+
+// copyIndex lists every carved copy of each revision record, in fixed-size
+// entries (no per-record heap objects): appended while carving, then
+// sorted by revision key once (stably: the copies of one revision stay in
+// the order they were carved), and looked up by binary search.
+type copyIndex struct {
+	pending []copyEntry
+	revs    []copyRev // sorted; refs[i] is a copy of revs[i]
+	refs    []copyRef
+}
+
+// copyRev is a revision key in numbers: revision keys are canonical
+// (pagewalk.ParseRevision), so this orders as the key's bytes do.
+type copyRev struct {
+	main, sub int64
+	tomb      bool
+}
+
+type copyEntry struct {
+	rev copyRev
+	ref copyRef
+}
+
+func (a copyRev) less(b copyRev) bool {
+	if a.main != b.main {
+		return a.main < b.main
+	}
+	if a.sub != b.sub {
+		return a.sub < b.sub
+	}
+	return !a.tomb && b.tomb
+}
+
+func (ci *copyIndex) add(rev pagewalk.Revision, ref copyRef) {
+	ci.pending = append(ci.pending, copyEntry{copyRev{rev.Main, rev.Sub, rev.Tombstone}, ref})
+}
+
+// finish sorts what add gathered; of answers only after it.
+func (ci *copyIndex) finish() {
+	sort.SliceStable(ci.pending, func(i, j int) bool { return ci.pending[i].rev.less(ci.pending[j].rev) })
+	ci.revs = make([]copyRev, len(ci.pending))
+	ci.refs = make([]copyRef, len(ci.pending))
+	for i, e := range ci.pending {
+		ci.revs[i], ci.refs[i] = e.rev, e.ref
+	}
+	ci.pending = nil
+}
+
+// of returns the carved copies of the record at revision key k, in the
+// order they were carved (nil if none, or if k is no revision key). The
+// slice is shared: callers do not change it.
+func (ci *copyIndex) of(k []byte) []copyRef {
+	rev, ok := pagewalk.ParseRevision(k)
+	if !ok {
+		return nil
+	}
+	r := copyRev{rev.Main, rev.Sub, rev.Tombstone}
+	lo := sort.Search(len(ci.revs), func(i int) bool { return !ci.revs[i].less(r) })
+	hi := lo
+	for hi < len(ci.revs) && ci.revs[hi] == r {
+		hi++
+	}
+	if lo == hi {
+		return nil
+	}
+	return ci.refs[lo:hi:hi]
 }

@@ -114,7 +114,7 @@ func firstEvidence(held []carved, ks *keySpace, cr *carveResult, leases map[int6
 }
 
 func hasAbove(ks *keySpace, etcdKey []byte) bool {
-	s := ks.keys[string(etcdKey)]
+	s := ks.keys.get(etcdKey)
 	return s != nil && s.hasAbove
 }
 
@@ -128,7 +128,7 @@ func (l *leafPage) has(k []byte) bool {
 // the compaction anywhere in the file (reached, carved, or a copy inside
 // the intact tree's range): compaction keeps only the newest.
 func supersededAtOrBelow(c carved, ks *keySpace, witness map[string][]pagewalk.Revision) bool {
-	if s := ks.keys[string(c.etcdKey)]; s != nil && s.hasLE && revLess(c.rev, s.maxLE) {
+	if s := ks.keys.get(c.etcdKey); s != nil && s.hasLE && revLess(c.rev, s.maxLE) {
 		return true
 	}
 	for _, r := range witness[string(c.etcdKey)] {
@@ -194,10 +194,14 @@ func judgeHeld(res *pagewalk.Result, cr *carveResult, ks *keySpace, held []carve
 				rep.Uncertain = append(rep.Uncertain, UncertainRecord{Revision: c.rev, Key: string(c.etcdKey), Page: c.page, Kept: opts.Aggressive, Reason: uncertainReason(c, ks.compact)})
 			}
 			if !opts.Aggressive {
-				s := ks.keys[string(c.etcdKey)]
+				s := ks.keys.get(c.etcdKey)
 				s.uncertain = true
-				if o, err := kube.Describe(c.value); err == nil {
-					s.leftOutObj = o.String()
+				val, err := cr.value(&c)
+				if err != nil {
+					return err
+				}
+				if o, err := kube.Describe(val); err == nil {
+					ks.keys.setObject(s, o.String())
 				}
 				bc.LeftOut++
 				continue
@@ -207,10 +211,14 @@ func judgeHeld(res *pagewalk.Result, cr *carveResult, ks *keySpace, held []carve
 		bc.Carved++
 		rep.Records.Written++
 		ks.wrote(c.etcdKey, c.rev)
-		if countHash(cr.copies[string(c.revKey)], valueHash(c.value)) < 2 {
+		if countHash(cr.copies.of(c.revKey), c.hash) < 2 {
 			noWitness(rep, c.etcdKey, c.rev)
 		}
-		if err := w.put(keyPath, c.revKey, c.value, 1.0); err != nil {
+		val, err := cr.value(&c)
+		if err != nil {
+			return err
+		}
+		if err := w.put(keyPath, c.revKey, val, 1.0); err != nil {
 			return err
 		}
 	}
@@ -234,7 +242,7 @@ func decideByTilingOrAbove(c carved, ks *keySpace, tilings []*tiling, open [][2]
 			return deadNotTiled
 		}
 	}
-	s := ks.keys[string(c.etcdKey)]
+	s := ks.keys.get(c.etcdKey)
 	if s == nil || !s.hasAbove {
 		return noEvidence
 	}

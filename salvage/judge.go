@@ -14,13 +14,8 @@ import (
 // Kubernetes ledger.
 func judgeKeys(ks *keySpace, rep *Report, opts Options) {
 	ledger := map[string]*ResourceLedger{}
-	names := make([]string, 0, len(ks.keys))
-	for k := range ks.keys {
-		names = append(names, k)
-	}
-	sort.Strings(names)
-	for _, k := range names {
-		s := ks.keys[k]
+	for _, k := range ks.keys.names() {
+		s := ks.keys.getName(k)
 		res := resourceOf(k)
 		var l *ResourceLedger
 		if res != "" {
@@ -40,7 +35,7 @@ func judgeKeys(ks *keySpace, rep *Report, opts Options) {
 					l.LeftOut++
 				}
 				if len(rep.LeftOut) < opts.MaxListed {
-					rep.LeftOut = append(rep.LeftOut, LeftOutKey{Key: k, Revision: s.latest.Main, Object: s.leftOutObj,
+					rep.LeftOut = append(rep.LeftOut, LeftOutKey{Key: k, Revision: s.latest.Main, Object: ks.keys.object(s),
 						Reason: "its only records on disk were left out: no evidence whether compaction kept them (see uncertain; --aggressive keeps them)"})
 				}
 			} else if l != nil {

@@ -83,6 +83,9 @@ func fromScan(res *pagewalk.Result, in, out string, opts Options, distrust strin
 	if err := Interrupted(opts.Context, "carving"); err != nil {
 		return nil, err
 	}
+	if cr.err != nil {
+		return nil, cr.err
+	}
 	rep.Records.CandidatePages, rep.Records.CarvedPages, rep.Records.Rejected = cr.cands, cr.pages, cr.rejected
 	rep.Records.Duplicates = cr.dups
 	rep.Conflicts = append(rep.Conflicts, cr.conflicts...)
@@ -259,12 +262,14 @@ func pathStrings(p [][]byte) []string {
 	return out
 }
 
-// keyState is what salvage knows about one etcd key.
+// keyState is what salvage knows about one etcd key. It holds no pointer
+// (the collector skips the table of them): the left-out object's name is
+// an index into keyTable.objs.
 type keyState struct {
 	latest       pagewalk.Revision // newest record, any source
 	latestCarved bool
 	written      bool              // some record of the key is in the output
-	leftOutObj   string            // the Kubernetes object of its newest left-out record
+	leftOutObj   int32             // the Kubernetes object of its newest left-out record: keyTable.objs[leftOutObj-1], 0 none
 	wLatest      pagewalk.Revision // the newest of those
 	maxLE        pagewalk.Revision // newest record at or below the compaction
 	hasLE        bool
@@ -272,8 +277,73 @@ type keyState struct {
 	uncertain    bool // known only from left-out records
 }
 
+// keyTable is the keyState of every etcd key seen: one map entry (the key
+// and an index) and one fixed-size state per key, no per-key object.
+// Pointers from get and add stay valid until the next add.
+type keyTable struct {
+	idx    map[string]int32
+	states []keyState
+	objs   []string
+}
+
+func newKeyTable() keyTable { return keyTable{idx: map[string]int32{}} }
+
+// get returns k's state, or nil.
+func (t *keyTable) get(k []byte) *keyState {
+	i, ok := t.idx[string(k)]
+	if !ok {
+		return nil
+	}
+	return &t.states[i]
+}
+
+// getName is get for a key held as a string.
+func (t *keyTable) getName(k string) *keyState {
+	i, ok := t.idx[k]
+	if !ok {
+		return nil
+	}
+	return &t.states[i]
+}
+
+// add returns k's state, adding a zero one if k is new.
+func (t *keyTable) add(k []byte) *keyState {
+	if s := t.get(k); s != nil {
+		return s
+	}
+	t.idx[string(k)] = int32(len(t.states))
+	t.states = append(t.states, keyState{})
+	return &t.states[len(t.states)-1]
+}
+
+func (t *keyTable) len() int { return len(t.states) }
+
+// names returns every key, sorted.
+func (t *keyTable) names() []string {
+	names := make([]string, 0, len(t.idx))
+	for k := range t.idx {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// setObject sets s's left-out object name.
+func (t *keyTable) setObject(s *keyState, name string) {
+	t.objs = append(t.objs, name)
+	s.leftOutObj = int32(len(t.objs))
+}
+
+// object returns s's left-out object name, or "".
+func (t *keyTable) object(s *keyState) string {
+	if s.leftOutObj == 0 {
+		return ""
+	}
+	return t.objs[s.leftOutObj-1]
+}
+
 type keySpace struct {
-	keys     map[string]*keyState
+	keys     keyTable
 	first    int64
 	last     int64
 	compact  int64
@@ -341,18 +411,14 @@ func (ks *keySpace) closes(prev, next pagewalk.Revision) {
 
 // wrote notes that a record of etcdKey at rev is in the output.
 func (ks *keySpace) wrote(etcdKey []byte, rev pagewalk.Revision) {
-	s := ks.keys[string(etcdKey)]
+	s := ks.keys.get(etcdKey)
 	if !s.written || revLess(s.wLatest, rev) {
 		s.wLatest, s.written = rev, true
 	}
 }
 
 func (ks *keySpace) observe(etcdKey []byte, rev pagewalk.Revision, carved bool) {
-	s := ks.keys[string(etcdKey)]
-	if s == nil {
-		s = &keyState{}
-		ks.keys[string(etcdKey)] = s
-	}
+	s := ks.keys.add(etcdKey)
 	if s.latest.Main == 0 || revLess(s.latest, rev) {
 		s.latest, s.latestCarved = rev, carved
 	}
@@ -398,7 +464,7 @@ var keyPath = [][]byte{[]byte("key")}
 // carved records below the compaction for judgement once every record has
 // been seen.
 func mergeKeyBucket(res *pagewalk.Result, cr *carveResult, w *dbWriter, rep *Report, opts Options) (*keySpace, error) {
-	ks := &keySpace{keys: map[string]*keyState{}, compact: rep.CompactRevision, prevMain: max(rep.CompactRevision, 1), subs: map[int64]*subInfo{}, distrust: rep.TreeDistrusted}
+	ks := &keySpace{keys: newKeyTable(), compact: rep.CompactRevision, prevMain: max(rep.CompactRevision, 1), subs: map[int64]*subInfo{}, distrust: rep.TreeDistrusted}
 	for _, p := range cr.pairs {
 		ks.closes(p[0], p[1])
 	}
@@ -426,10 +492,14 @@ func mergeKeyBucket(res *pagewalk.Result, cr *carveResult, w *dbWriter, rep *Rep
 		rep.Records.Written++
 		ks.sub(c.rev)
 		ks.wrote(c.etcdKey, c.rev)
-		if countHash(cr.copies[string(c.revKey)], valueHash(c.value)) < 2 {
+		if countHash(cr.copies.of(c.revKey), c.hash) < 2 {
 			noWitness(rep, c.etcdKey, c.rev)
 		}
-		return w.put(keyPath, c.revKey, c.value, 1.0)
+		v, err := cr.value(&c)
+		if err != nil {
+			return err
+		}
+		return w.put(keyPath, c.revKey, v, 1.0)
 	}
 	var prevRev *pagewalk.Revision
 	var prevKey []byte // owned by ForEachOwnedAhead: stays valid
@@ -459,7 +529,9 @@ func mergeKeyBucket(res *pagewalk.Result, cr *carveResult, w *dbWriter, rep *Rep
 				ci++
 			}
 			if ci < len(cr.recs) && bytes.Equal(cr.recs[ci].revKey, k) {
-				if bytes.Equal(cr.recs[ci].value, v) {
+				if same, err := cr.sameValue(&cr.recs[ci], v); err != nil {
+					return err
+				} else if same {
 					rep.Records.Duplicates++
 				}
 				ci++
@@ -474,7 +546,7 @@ func mergeKeyBucket(res *pagewalk.Result, cr *carveResult, w *dbWriter, rep *Rep
 			// A second witness: an identical carved copy. Copies that
 			// differ are settled by how many agree.
 			witnessed := false
-			if cs := cr.copies[string(k)]; len(cs) > 0 {
+			if cs := cr.copies.of(k); len(cs) > 0 {
 				h := valueHash(v)
 				for _, c := range cs {
 					witnessed = witnessed || c.hash == h

@@ -130,6 +130,10 @@ func (w *dbWriter) abort() {
 	_ = w.db.Close()
 }
 
+// Check opens the bbolt file at path read-only and runs bbolt's own
+// consistency check, with resident memory bounded as verify's is.
+func Check(path string) error { return verify(path) }
+
 // verify opens the written file with bbolt and runs its own consistency
 // check: the output must be a healthy file.
 func verify(path string) error {

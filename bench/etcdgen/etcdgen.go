@@ -224,6 +224,10 @@ type gen struct {
 
 const memberID = 0x8e9e05c52164694d
 
+// MemberID is the one member the generated db's members bucket and
+// confState name (etcd's id for its default name and peer URL).
+const MemberID uint64 = memberID
+
 func (g *gen) setup(tx *bolt.Tx) error {
 	for _, name := range Buckets {
 		if _, err := tx.CreateBucketIfNotExists([]byte(name)); err != nil {

@@ -47,16 +47,36 @@ type progress struct {
 	w   io.Writer
 	tty bool
 	bar *progressbar.ProgressBar
+	// times (BOLTFIX_PHASE_TIMES set, for bench/run.sh): each phase's
+	// wall time on stderr when it ends.
+	times bool
+	phase string
+	start time.Time
 }
 
 func newProgress(stderr io.Writer) *progress {
 	f, ok := stderr.(*os.File)
-	return &progress{w: stderr, tty: ok && term.IsTerminal(int(f.Fd()))}
+	return &progress{w: stderr, tty: ok && term.IsTerminal(int(f.Fd())), times: os.Getenv("BOLTFIX_PHASE_TIMES") != ""}
+}
+
+// timePhase ends the timed phase, if any, and starts name.
+func (p *progress) timePhase(name string) {
+	if !p.times {
+		return
+	}
+	now := time.Now()
+	if p.phase != "" {
+		fmt.Fprintf(p.w, "phase %-32s %7.2fs\n", p.phase, now.Sub(p.start).Seconds())
+	}
+	p.phase, p.start = name, now
 }
 
 // Phase ends the current bar and starts one for phase name of total units
 // (-1: unknown).
 func (p *progress) Phase(name string, total int64) {
+	if p != nil {
+		p.timePhase(name)
+	}
 	if p == nil || !p.tty {
 		return
 	}
@@ -93,6 +113,7 @@ func (p *progress) Add(n int64) {
 func (p *progress) Done() {
 	if p != nil {
 		p.finish()
+		p.timePhase("")
 	}
 }
 

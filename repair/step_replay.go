@@ -3,6 +3,7 @@ package repair
 import (
 	"errors"
 	"fmt"
+	"github.com/boltfix/boltfix/pagewalk"
 	"os"
 	"path/filepath"
 	"time"
@@ -104,7 +105,7 @@ func replayFull(st *state, rep *Report) error {
 		return fmt.Errorf("replay: %w", err)
 	}
 	salvaged := st.base
-	if n := notReproduced(salvaged, rr); n > 0 {
+	if n := notReproduced(salvaged, full, rr); n > 0 {
 		// The WAL starts at index 1 but is not the whole history: the db
 		// holds records no entry wrote (a member restored from a snapshot
 		// starts its WAL with conf changes only, and a .snap at their end
@@ -145,11 +146,14 @@ func replayFull(st *state, rep *Report) error {
 }
 
 // notReproduced counts the records of the salvaged db's key bucket that the
-// full replay did not produce (0 when there is no salvaged db).
-func notReproduced(salvaged string, rr *wal.ReplayResult) int {
+// full replay did not produce and that no compaction in the replay can have
+// removed (above its finished compaction revision); 0 when there is no
+// salvaged db.
+func notReproduced(salvaged, replayed string, rr *wal.ReplayResult) int {
 	if _, err := os.Stat(salvaged); err != nil {
 		return 0
 	}
+	compacted := finishedCompaction(replayed)
 	db, err := bolt.Open(salvaged, 0o400, &bolt.Options{ReadOnly: true, Timeout: time.Second})
 	if err != nil {
 		return 0
@@ -166,11 +170,31 @@ func notReproduced(salvaged string, rr *wal.ReplayResult) int {
 			return nil
 		}
 		return kb.ForEach(func(k, _ []byte) error {
-			if !produced[string(k)] {
+			if rev, ok := pagewalk.ParseRevision(k); ok && rev.Main > compacted && !produced[string(k)] {
 				n++
 			}
 			return nil
 		})
 	})
 	return n
+}
+
+// finishedCompaction reads finishedCompactRev from a db boltfix wrote (0 if
+// none).
+func finishedCompaction(path string) int64 {
+	db, err := bolt.Open(path, 0o400, &bolt.Options{ReadOnly: true, Timeout: time.Second})
+	if err != nil {
+		return 0
+	}
+	defer db.Close()
+	var c int64
+	_ = db.View(func(tx *bolt.Tx) error {
+		if b := tx.Bucket([]byte("meta")); b != nil {
+			if rev, ok := pagewalk.ParseRevision(b.Get([]byte("finishedCompactRev"))); ok {
+				c = rev.Main
+			}
+		}
+		return nil
+	})
+	return c
 }

@@ -104,6 +104,12 @@ func sanitizeStep(st *state, rep *Report) (int, error) {
 // them, so they are taken out of the base.
 func cutBackStep(st *state, rep *Report) (bool, string, error) {
 	top := st.p.DB.NewestRevision
+	if st.sv != nil && st.sv.LastRevision > 0 && top > st.sv.LastRevision {
+		// The walked tree's newest key was not written: a record that
+		// disagrees with its own revision (a flipped bit in the key),
+		// left out by the salvage. The newest written one is the top.
+		top = st.sv.LastRevision
+	}
 	st.revision = top
 	rep.DB.BaseRevision = top
 	if err := dropAbove(st.base, top, st.dropped); err != nil {

@@ -54,6 +54,42 @@ func Check(in, out string, force bool) error {
 	return nil
 }
 
+// ErrDirExists: an output dir exists and is not empty, and force is off.
+var ErrDirExists = errors.New("output directory exists and is not empty (use --force to replace it)")
+
+// ErrInInput: an output dir is the input dir or inside it.
+var ErrInInput = errors.New("output is the input data dir or inside it: boltfix never writes into its input")
+
+// CheckDir refuses an output dir that is the input dir or inside it, that
+// is a non-empty dir unless force, or that is not a dir.
+func CheckDir(in, out string, force bool) error {
+	if out == "" {
+		return errors.New("no output dir given (--out)")
+	}
+	ain, err := filepath.Abs(in)
+	if err != nil {
+		return err
+	}
+	aout, err := filepath.Abs(out)
+	if err != nil {
+		return err
+	}
+	if rel, err := filepath.Rel(ain, aout); err == nil && (rel == "." || !startsWithDotDot(rel)) {
+		return ErrInInput
+	}
+	if ents, err := os.ReadDir(out); err == nil && len(ents) > 0 && !force {
+		return fmt.Errorf("%s: %w", out, ErrDirExists)
+	}
+	if st, err := os.Stat(out); err == nil && !st.IsDir() {
+		return fmt.Errorf("%s exists and is not a directory", out)
+	}
+	return nil
+}
+
+func startsWithDotDot(rel string) bool {
+	return rel == ".." || len(rel) > 2 && rel[:3] == ".."+string(filepath.Separator)
+}
+
 // TempPath is a fresh, unused name next to out, so the final rename stays
 // on one file system and is atomic.
 func TempPath(out string) (string, error) {

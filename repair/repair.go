@@ -1,47 +1,21 @@
 package repair
 
 import (
-	"errors"
-	"fmt"
 	"os"
 	"path/filepath"
+
+	"github.com/boltfix/boltfix/outfile"
 )
 
 // ErrOutputExists: the output dir exists and is not empty, and Force is off.
-var ErrOutputExists = errors.New("output directory exists and is not empty (use --force to replace it)")
+var ErrOutputExists = outfile.ErrDirExists
 
 // ErrOutputInInput: the output is the input data dir or inside it.
-var ErrOutputInInput = errors.New("output is the input data dir or inside it: boltfix never writes into its input")
+var ErrOutputInInput = outfile.ErrInInput
 
-// CheckOutput refuses an output that would harm the input or an existing
-// dir, before any work.
-func CheckOutput(dataDir, out string, force bool) error {
-	if out == "" {
-		return errors.New("no output dir given (--out)")
-	}
-	ain, err := filepath.Abs(dataDir)
-	if err != nil {
-		return err
-	}
-	aout, err := filepath.Abs(out)
-	if err != nil {
-		return err
-	}
-	if rel, err := filepath.Rel(ain, aout); err == nil && (rel == "." || !startsWithDotDot(rel)) {
-		return ErrOutputInInput
-	}
-	if ents, err := os.ReadDir(out); err == nil && len(ents) > 0 && !force {
-		return fmt.Errorf("%s: %w", out, ErrOutputExists)
-	}
-	if st, err := os.Stat(out); err == nil && !st.IsDir() {
-		return fmt.Errorf("%s exists and is not a directory", out)
-	}
-	return nil
-}
-
-func startsWithDotDot(rel string) bool {
-	return rel == ".." || len(rel) > 2 && rel[:3] == ".."+string(filepath.Separator)
-}
+// CheckOutput refuses an output dir that would harm the input or an
+// existing dir, before any work (outfile.CheckDir).
+func CheckOutput(dataDir, out string, force bool) error { return outfile.CheckDir(dataDir, out, force) }
 
 // Run repairs the etcd data dir at dataDir into opts.Out: the plan, then
 // its execution. The Report is valid whenever err is nil; Complete says

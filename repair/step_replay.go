@@ -3,7 +3,6 @@ package repair
 import (
 	"errors"
 	"fmt"
-	"github.com/boltfix/boltfix/pagewalk"
 	"os"
 	"path/filepath"
 	"time"
@@ -105,12 +104,13 @@ func replayFull(st *state, rep *Report) error {
 		return fmt.Errorf("replay: %w", err)
 	}
 	salvaged := st.base
-	if n := notReproduced(salvaged, full, rr); n > 0 {
+	if st.sv != nil && st.sv.LastRevision > rr.Revision {
 		// The WAL starts at index 1 but is not the whole history: the db
-		// holds records no entry wrote (a member restored from a snapshot
-		// starts its WAL with conf changes only, and a .snap at their end
-		// stands for the data). Replaying it from nothing would drop them.
-		rep.Notes = append(rep.Notes, fmt.Sprintf("the WAL starts at index 1 but the db holds %d records no WAL entry wrote (a snapshot stands for them): not the whole history, replayed above the db's consistent_index instead", n))
+		// holds revisions no entry wrote (a member restored from a
+		// snapshot starts its WAL with conf changes only, and a .snap at
+		// their end stands for the data). Replaying it from nothing would
+		// drop them.
+		rep.Notes = append(rep.Notes, fmt.Sprintf("the WAL starts at index 1 but the db holds revisions up to %d and replaying the WAL from nothing reaches only %d (a snapshot stands for the rest): not the whole history, replayed above the db's consistent_index instead", st.sv.LastRevision, rr.Revision))
 		os.Remove(full)
 		return replay(st, rep)
 	}
@@ -143,58 +143,4 @@ func replayFull(st *state, rep *Report) error {
 		rep.Disagreements = append(rep.Disagreements, cc.Differ...)
 		return nil
 	})
-}
-
-// notReproduced counts the records of the salvaged db's key bucket that the
-// full replay did not produce and that no compaction in the replay can have
-// removed (above its finished compaction revision); 0 when there is no
-// salvaged db.
-func notReproduced(salvaged, replayed string, rr *wal.ReplayResult) int {
-	if _, err := os.Stat(salvaged); err != nil {
-		return 0
-	}
-	compacted := finishedCompaction(replayed)
-	db, err := bolt.Open(salvaged, 0o400, &bolt.Options{ReadOnly: true, Timeout: time.Second})
-	if err != nil {
-		return 0
-	}
-	defer db.Close()
-	produced := make(map[string]bool, len(rr.Records))
-	for _, r := range rr.Records {
-		produced[string(r.Key)] = true
-	}
-	n := 0
-	_ = db.View(func(tx *bolt.Tx) error {
-		kb := tx.Bucket([]byte("key"))
-		if kb == nil {
-			return nil
-		}
-		return kb.ForEach(func(k, _ []byte) error {
-			if rev, ok := pagewalk.ParseRevision(k); ok && rev.Main > compacted && !produced[string(k)] {
-				n++
-			}
-			return nil
-		})
-	})
-	return n
-}
-
-// finishedCompaction reads finishedCompactRev from a db boltfix wrote (0 if
-// none).
-func finishedCompaction(path string) int64 {
-	db, err := bolt.Open(path, 0o400, &bolt.Options{ReadOnly: true, Timeout: time.Second})
-	if err != nil {
-		return 0
-	}
-	defer db.Close()
-	var c int64
-	_ = db.View(func(tx *bolt.Tx) error {
-		if b := tx.Bucket([]byte("meta")); b != nil {
-			if rev, ok := pagewalk.ParseRevision(b.Get([]byte("finishedCompactRev"))); ok {
-				c = rev.Main
-			}
-		}
-		return nil
-	})
-	return c
 }

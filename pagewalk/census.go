@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"io"
+
+	"github.com/boltfix/boltfix/spill"
 )
 
 // The census is the one sequential pass over the file. It reads the file in
@@ -39,8 +41,11 @@ type keyRef struct{ off, n uint32 }
 type branchElem struct {
 	key   keyRef
 	child uint64
-	err   *FormatError // the element or its key is out of the node
-	zero  bool         // the 16-byte element is all zeros (a torn or wiped page)
+	// bad: the element or its key is out of the node; the message is
+	// census.belemErrs[bad-1] (an index, not a pointer: the table may live
+	// in a spill file the collector does not see).
+	bad  int32
+	zero bool // the 16-byte element is all zeros (a torn or wiped page)
 }
 
 type branchInfo struct {
@@ -99,10 +104,12 @@ type census struct {
 	sums     []pageSum
 	branches []branchInfo
 	belems   []branchElem
-	leaves   []leafInfo
-	lbuckets []leafBucket
-	arena    []byte
-	arenaCut bool
+	// belemErrs are the errors of bad branch elements (branchElem.bad).
+	belemErrs []*FormatError
+	leaves    []leafInfo
+	lbuckets  []leafBucket
+	arena     []byte
+	arenaCut  bool
 	// nodeBytes counts node bytes read so far (see nodeBudget).
 	nodeBytes int64
 	problems  map[uint64][]localProblem
@@ -110,6 +117,8 @@ type census struct {
 	ctx       context.Context // nil: never cancelled
 	// keyValueOK decodes an etcd key-bucket value for --deep; nil otherwise.
 	keyValueOK func(v []byte) error
+	// spill, if enabled, holds the tables that grow with the file.
+	spill *spill.Dir
 }
 
 func (c *census) keep(k []byte) keyRef {
@@ -120,6 +129,23 @@ func (c *census) keep(k []byte) keyRef {
 	r := keyRef{off: uint32(len(c.arena)), n: uint32(len(k))}
 	c.arena = append(c.arena, k...)
 	return r
+}
+
+// elemErr keeps fe for a branchElem; 0 for none.
+func (c *census) elemErr(fe *FormatError) int32 {
+	if fe == nil {
+		return 0
+	}
+	c.belemErrs = append(c.belemErrs, fe)
+	return int32(len(c.belemErrs))
+}
+
+// errOf returns e's error, or nil.
+func (c *census) errOf(e *branchElem) *FormatError {
+	if e.bad == 0 {
+		return nil
+	}
+	return c.belemErrs[e.bad-1]
 }
 
 func (c *census) key(r keyRef) []byte { return c.arena[r.off : r.off+r.n] }
@@ -139,13 +165,33 @@ func (c *census) run(counter Counter) error {
 	f := c.f
 	ps := f.PageSize
 	npages := f.PageCount()
-	c.sums = make([]pageSum, npages)
-	// Presize for a typical etcd db (most pages leaves, a few branches,
-	// two short keys a leaf): growing these by doubling cost a copy of
-	// everything kept so far, several times over. Bounded by the file.
-	c.leaves = make([]leafInfo, 0, npages/2+1)
-	c.belems = make([]branchElem, 0, npages/8+1)
-	c.arena = make([]byte, 0, min(c.arenaLimit(), int64(npages)*40))
+	// Every table grows with the file: in a spill file when asked (their
+	// capacity there is what the file could need at most, reserved but
+	// not written), else on the heap presized for a typical etcd db (most
+	// pages leaves, a few branches, two short keys a leaf): growing these
+	// by doubling cost a copy of everything kept so far, several times.
+	if c.spill.Enabled() {
+		if c.sums = spill.Slice[pageSum](c.spill, int(npages)); c.sums != nil {
+			c.sums = c.sums[:npages]
+		}
+		c.leaves = spill.Slice[leafInfo](c.spill, int(npages))
+		c.branches = spill.Slice[branchInfo](c.spill, int(npages))
+		c.belems = spill.Slice[branchElem](c.spill, int(f.size/BranchElementSize)+1)
+		c.lbuckets = spill.Slice[leafBucket](c.spill, int(f.size/LeafElementSize)+1)
+		c.arena = spill.Slice[byte](c.spill, int(c.arenaLimit()))
+	}
+	if c.sums == nil {
+		c.sums = make([]pageSum, npages)
+	}
+	if c.leaves == nil {
+		c.leaves = make([]leafInfo, 0, npages/2+1)
+	}
+	if c.belems == nil {
+		c.belems = make([]branchElem, 0, npages/8+1)
+	}
+	if c.arena == nil {
+		c.arena = make([]byte, 0, min(c.arenaLimit(), int64(npages)*40))
+	}
 	chunkPages := max(1, min(chunkBytes/ps, int(npages))) // no 4 MiB buffer for a small file
 	chunks := readAhead(f, npages, chunkPages)
 	defer chunks.stop()
@@ -295,11 +341,11 @@ func (c *census) summarizeBranch(s *pageSum, n *Node) {
 		at := PageHeaderSize + i*BranchElementSize
 		if at+BranchElementSize > len(n.Data) {
 			// Elements that do not fit are lost; the walk reports them.
-			c.belems = append(c.belems, branchElem{err: formatErr(n.Pgid, n.Offset+int64(at), ErrOutOfBounds, i, "branch element %d outside the node", i)})
+			c.belems = append(c.belems, branchElem{bad: c.elemErr(formatErr(n.Pgid, n.Offset+int64(at), ErrOutOfBounds, i, "branch element %d outside the node", i))})
 			continue
 		}
 		e, fe := n.Branch(i)
-		be := branchElem{child: e.Child, err: fe, zero: bytes.Equal(n.Data[at:at+BranchElementSize], zeroElement[:])}
+		be := branchElem{child: e.Child, bad: c.elemErr(fe), zero: bytes.Equal(n.Data[at:at+BranchElementSize], zeroElement[:])}
 		if fe == nil {
 			be.key = c.keep(e.Key)
 		}

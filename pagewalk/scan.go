@@ -6,6 +6,8 @@ import (
 	"encoding/hex"
 	"fmt"
 	"sort"
+
+	"github.com/boltfix/boltfix/spill"
 )
 
 // Counter receives progress, in pages read. The CLI turns it into a
@@ -26,6 +28,11 @@ type Options struct {
 	// cancelled (checked per 4 MiB chunk of the page census, the pass that
 	// reads the whole file).
 	Context context.Context
+	// Spill, if enabled, holds the tables that grow with the file (per
+	// page, per branch element, leaf keys) in a temp file's mapping
+	// instead of the heap (package spill). The caller closes it after the
+	// last use of the Result.
+	Spill *spill.Dir
 }
 
 // Result is a scan's outcome: the report, and what salvage needs to read
@@ -41,6 +48,10 @@ type Result struct {
 	owner []int32
 	c     *census
 }
+
+// Spill is the spill dir the scan was given (nil: none); what builds on
+// the Result (a salvage's per-key tables) spills there too.
+func (r *Result) Spill() *spill.Dir { return r.c.spill }
 
 // Reached reports whether the tree reaches page pgid (as a node or an
 // overflow continuation), and which bucket owns it.
@@ -86,7 +97,7 @@ func (r *Result) WellformedLeaf(pgid uint64) bool {
 
 // Scan reads the whole file once and walks the tree from the best root.
 func (f *File) Scan(opts Options) (*Result, error) {
-	c := &census{f: f, deep: opts.Deep, ctx: opts.Context}
+	c := &census{f: f, deep: opts.Deep, ctx: opts.Context, spill: opts.Spill}
 	if opts.Deep {
 		c.keyValueOK = decodeKeyValue
 	}

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"fmt"
 	"sort"
+
+	"github.com/boltfix/boltfix/spill"
 )
 
 // Bucket is a bucket the walk reached.
@@ -77,7 +79,17 @@ type walker struct {
 
 func newWalker(c *census, hwm, freelist uint64) *walker {
 	n := len(c.sums)
-	w := &walker{c: c, f: c.f, hwm: hwm, freelist: freelist, reach: make([]uint8, n), owner: make([]int32, n)}
+	w := &walker{c: c, f: c.f, hwm: hwm, freelist: freelist}
+	if w.reach = spill.Slice[uint8](c.spill, n); w.reach != nil {
+		w.reach = w.reach[:n]
+	} else {
+		w.reach = make([]uint8, n)
+	}
+	if w.owner = spill.Slice[int32](c.spill, n); w.owner != nil {
+		w.owner = w.owner[:n]
+	} else {
+		w.owner = make([]int32, n)
+	}
 	for i := range w.owner {
 		w.owner[i] = -1
 	}
@@ -416,7 +428,7 @@ func (w *walker) walkBranch(pgid uint64, s *pageSum, chain []uint64, depth int, 
 	next := int32(-1)
 	for i := len(elems) - 1; i >= 0; i-- {
 		nextGood[i] = next
-		if elems[i].err == nil && !elems[i].zero {
+		if elems[i].bad == 0 && !elems[i].zero {
 			next = int32(i)
 		}
 	}
@@ -455,8 +467,8 @@ func (w *walker) walkBranch(pgid uint64, s *pageSum, chain []uint64, depth int, 
 	}
 	for i := range elems {
 		e := &elems[i]
-		if e.err != nil {
-			addBad(i, KindElementBounds, e.err.Msg, pgid, nil, false)
+		if e.bad != 0 {
+			addBad(i, KindElementBounds, w.c.errOf(e).Msg, pgid, nil, false)
 			continue
 		}
 		key := w.c.key(e.key)

@@ -4,9 +4,11 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 
 	"github.com/boltfix/boltfix/membership"
 	"github.com/boltfix/boltfix/pagewalk"
+	"github.com/boltfix/boltfix/spill"
 	"github.com/boltfix/boltfix/wal"
 )
 
@@ -53,6 +55,7 @@ type Plan struct {
 	log   *wal.Log
 	file  *pagewalk.File   // open while the plan lives: the salvage reads it
 	scan  *pagewalk.Result // nil when the db is missing or not bbolt
+	spill *spill.Dir       // the scan's and salvage's big tables; closed with file
 	notes []string         // for the report, in the order the run gives them
 	next  []string         // the refusal's procedure or the force warning's first step
 	dbErr string           // why the db could not be read (not bbolt)
@@ -155,6 +158,9 @@ func (p *Plan) Close() error {
 	}
 	err := p.file.Close()
 	p.file = nil
+	if serr := p.spill.Close(); err == nil {
+		err = serr
+	}
 	return err
 }
 
@@ -185,7 +191,9 @@ func (p *Plan) scanDB() error {
 	p.file = f
 	p.DB.Present = true
 	progressPhase(p.opts, "scanning the db", int64(f.PageCount()))
-	res, err := f.Scan(pagewalk.Options{Progress: p.opts.Progress, Context: p.opts.Context})
+	// The tables that grow with the db spill next to the output.
+	p.spill = spill.For(filepath.Dir(filepath.Clean(p.Output)), f.Size())
+	res, err := f.Scan(pagewalk.Options{Progress: p.opts.Progress, Context: p.opts.Context, Spill: p.spill})
 	if err != nil {
 		return err
 	}

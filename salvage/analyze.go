@@ -37,7 +37,7 @@ func Analyze(dbPath string, lost [][2]int64, maxListed int) (*Analysis, error) {
 	if c := res.Report.Etcd.FinishedCompact; c != nil {
 		compact = *c
 	}
-	ks := &keySpace{keys: newKeyTable(), compact: compact, prevMain: max(compact, 1)}
+	ks := &keySpace{keys: newKeyTable(res.Spill()), compact: compact, prevMain: max(compact, 1)}
 	a := &Analysis{Etcd: res.Report.Etcd}
 	if kb := res.Bucket("key"); kb != nil {
 		err = res.ForEach(kb, func(k, v []byte) error {

@@ -112,7 +112,7 @@ func fromScanGeneric(res *pagewalk.Result, in, out string, opts Options) (*Repor
 	if err != nil {
 		return nil, err
 	}
-	w, err := newDBWriter(tmp)
+	w, err := newDBWriter(tmp, res.File.Size())
 	if err != nil {
 		return nil, err
 	}

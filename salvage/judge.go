@@ -1,30 +1,28 @@
 package salvage
 
 import (
+	"bytes"
 	"fmt"
-
-	"github.com/boltfix/boltfix/kube"
 	"path/filepath"
 	"sort"
 	"strings"
+
+	"github.com/boltfix/boltfix/kube"
 )
 
 // judgeKeys lists the keys whose newest surviving record is older than
 // some lost range (stale, or deleted in the lost range), and builds the
-// Kubernetes ledger.
+// Kubernetes ledger. It visits the keys in table order (a db of a few GiB
+// holds millions: sorting them all cost seconds); only the keys that go
+// into a list are sorted, so the lists hold the first MaxListed in key
+// order.
 func judgeKeys(ks *keySpace, rep *Report, opts Options) {
 	ledger := map[string]*ResourceLedger{}
-	for _, k := range ks.keys.names() {
-		s := ks.keys.getName(k)
-		res := resourceOf(k)
-		var l *ResourceLedger
-		if res != "" {
-			if l = ledger[res]; l == nil {
-				regen, note := regenerated(res)
-				l = &ResourceLedger{Resource: res, Regenerated: regen, Note: note}
-				ledger[res] = l
-			}
-		}
+	var leftOut []int32
+	var stale []staleCandidate
+	for i := 0; i < ks.keys.len(); i++ {
+		s := ks.keys.at(int32(i))
+		l := ledgerOf(ledger, ks.keys.name(s))
 		if !s.written {
 			// Seen on disk, nothing written: a key the output lacks
 			// because its records were left out (no evidence either way),
@@ -34,10 +32,7 @@ func judgeKeys(ks *keySpace, rep *Report, opts Options) {
 				if l != nil {
 					l.LeftOut++
 				}
-				if len(rep.LeftOut) < opts.MaxListed {
-					rep.LeftOut = append(rep.LeftOut, LeftOutKey{Key: k, Revision: s.latest.Main, Object: ks.keys.object(s),
-						Reason: "its only records on disk were left out: no evidence whether compaction kept them (see uncertain; --aggressive keeps them)"})
-				}
+				leftOut = append(leftOut, int32(i))
 			} else if l != nil {
 				l.Deleted++
 			}
@@ -58,12 +53,10 @@ func judgeKeys(ks *keySpace, rep *Report, opts Options) {
 			if l != nil && !latest.Tombstone {
 				l.PossiblyStale++
 			}
-			if len(rep.PossiblyStale) < opts.MaxListed {
-				rep.PossiblyStale = append(rep.PossiblyStale, StaleKey{Key: k, Revision: latest.Main, Deleted: latest.Tombstone, LostFrom: s.latest.Main, LostTo: s.latest.Main, Object: objectOfKey(k)})
-			}
+			stale = append(stale, staleCandidate{key: int32(i), lost: -1})
 			continue
 		}
-		for _, r := range rep.LostRevisions {
+		for ri, r := range rep.LostRevisions {
 			if r[1] != 0 && r[1] <= latest.Main {
 				continue
 			}
@@ -71,15 +64,34 @@ func judgeKeys(ks *keySpace, rep *Report, opts Options) {
 			if l != nil && !latest.Tombstone {
 				l.PossiblyStale++
 			}
-			if len(rep.PossiblyStale) < opts.MaxListed {
-				sk := StaleKey{Key: k, Revision: latest.Main, Deleted: latest.Tombstone, LostFrom: r[0], LostTo: r[1], Object: objectOfKey(k)}
-				if l != nil && l.Regenerated {
-					sk.Recoverable = l.Note
-				}
-				rep.PossiblyStale = append(rep.PossiblyStale, sk)
-			}
+			stale = append(stale, staleCandidate{key: int32(i), lost: ri})
 			break
 		}
+	}
+	byName := func(a, b int32) bool {
+		return bytes.Compare(ks.keys.name(ks.keys.at(a)), ks.keys.name(ks.keys.at(b))) < 0
+	}
+	sort.Slice(leftOut, func(i, j int) bool { return byName(leftOut[i], leftOut[j]) })
+	for _, i := range leftOut[:min(len(leftOut), opts.MaxListed)] {
+		s := ks.keys.at(i)
+		rep.LeftOut = append(rep.LeftOut, LeftOutKey{Key: string(ks.keys.name(s)), Revision: s.latest.Main, Object: ks.keys.object(s),
+			Reason: "its only records on disk were left out: no evidence whether compaction kept them (see uncertain; --aggressive keeps them)"})
+	}
+	sort.Slice(stale, func(i, j int) bool { return byName(stale[i].key, stale[j].key) })
+	for _, c := range stale[:min(len(stale), opts.MaxListed)] {
+		s := ks.keys.at(c.key)
+		k := string(ks.keys.name(s))
+		latest := s.wLatest
+		if c.lost < 0 {
+			rep.PossiblyStale = append(rep.PossiblyStale, StaleKey{Key: k, Revision: latest.Main, Deleted: latest.Tombstone, LostFrom: s.latest.Main, LostTo: s.latest.Main, Object: objectOfKey(k)})
+			continue
+		}
+		r := rep.LostRevisions[c.lost]
+		sk := StaleKey{Key: k, Revision: latest.Main, Deleted: latest.Tombstone, LostFrom: r[0], LostTo: r[1], Object: objectOfKey(k)}
+		if l := ledgerOf(ledger, []byte(k)); l != nil && l.Regenerated {
+			sk.Recoverable = l.Note
+		}
+		rep.PossiblyStale = append(rep.PossiblyStale, sk)
 	}
 	for _, l := range ledger {
 		l.Recovered = l.Live - l.PossiblyStale
@@ -87,6 +99,53 @@ func judgeKeys(ks *keySpace, rep *Report, opts Options) {
 		rep.Ledger = append(rep.Ledger, *l)
 	}
 	sort.Slice(rep.Ledger, func(i, j int) bool { return rep.Ledger[i].Resource < rep.Ledger[j].Resource })
+}
+
+// staleCandidate is a possibly stale key: its index in the key table, and
+// the lost range it may have changed in (-1: a newer record of it was left
+// out).
+type staleCandidate struct {
+	key  int32
+	lost int
+}
+
+// ledgerOf returns the ledger line of key's Kubernetes resource, adding
+// it; nil for a key outside /registry/.
+// The lookup of a []byte converted in place does not allocate: no string
+// per key.
+func ledgerOf(ledger map[string]*ResourceLedger, key []byte) *ResourceLedger {
+	res := resourceOfBytes(key)
+	if len(res) == 0 {
+		return nil
+	}
+	l := ledger[string(res)]
+	if l == nil {
+		name := string(res)
+		regen, note := regenerated(name)
+		l = &ResourceLedger{Resource: name, Regenerated: regen, Note: note}
+		ledger[name] = l
+	}
+	return l
+}
+
+// resourceOfBytes is resourceOf of a key held as bytes; nil for none.
+func resourceOfBytes(key []byte) []byte {
+	rest, ok := bytes.CutPrefix(key, []byte("/registry/"))
+	if !ok {
+		return nil
+	}
+	end := bytes.IndexByte(rest, '/')
+	if end < 0 {
+		return rest
+	}
+	if bytes.IndexByte(rest[:end], '.') >= 0 {
+		if next := bytes.IndexByte(rest[end+1:], '/'); next >= 0 {
+			end += 1 + next
+		} else {
+			end = len(rest)
+		}
+	}
+	return rest[:end]
 }
 
 // objectOfKey names the Kubernetes object a /registry key holds, as

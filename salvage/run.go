@@ -7,9 +7,11 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"sort"
 
 	"github.com/boltfix/boltfix/pagewalk"
+	"github.com/boltfix/boltfix/spill"
 	berrors "go.etcd.io/bbolt/errors"
 )
 
@@ -47,7 +49,9 @@ func Run(in, out string, opts Options) (*Report, error) {
 		return nil, err
 	}
 	defer f.Close()
-	res, err := f.Scan(pagewalk.Options{Progress: opts.Progress, Context: opts.Context})
+	sp := spill.For(filepath.Dir(out), f.Size())
+	defer sp.Close()
+	res, err := f.Scan(pagewalk.Options{Progress: opts.Progress, Context: opts.Context, Spill: sp})
 	if err != nil {
 		return nil, err
 	}
@@ -101,7 +105,7 @@ func fromScan(res *pagewalk.Result, in, out string, opts Options, distrust strin
 	if err != nil {
 		return nil, err
 	}
-	w, err := newDBWriter(tmp)
+	w, err := newDBWriter(tmp, res.File.Size())
 	if err != nil {
 		return nil, err
 	}
@@ -142,7 +146,14 @@ func fromScan(res *pagewalk.Result, in, out string, opts Options, distrust strin
 		return nil, err
 	}
 	StartPhase(opts.Progress, "checking the new db", -1)
-	if err := verify(tmp); err != nil {
+	// bbolt's check of the new file runs on another core while the report
+	// is worked out: neither needs the other.
+	checked := make(chan error, 1)
+	go func() { checked <- verify(tmp) }()
+	lostRanges(res, ks, cr, rep)
+	judgeKeys(ks, rep, opts)
+	settleUnverified(res, rep)
+	if err := <-checked; err != nil {
 		os.Remove(tmp)
 		return nil, fmt.Errorf("the written db failed bbolt's check (a bug in boltfix): %w", err)
 	}
@@ -156,9 +167,6 @@ func fromScan(res *pagewalk.Result, in, out string, opts Options, distrust strin
 		return nil, err
 	}
 	published = true
-	lostRanges(res, ks, cr, rep)
-	judgeKeys(ks, rep, opts)
-	settleUnverified(res, rep)
 	rep.Complete = len(rep.LostRevisions) == 0 && rep.Records.Uncertain == 0 && rep.UnverifiedCount == 0 && !anyDamagedBucket(rep)
 	nextSteps(rep)
 	return rep, nil
@@ -273,73 +281,9 @@ type keyState struct {
 	wLatest      pagewalk.Revision // the newest of those
 	maxLE        pagewalk.Revision // newest record at or below the compaction
 	hasLE        bool
-	hasAbove     bool // a record above the compaction exists
-	uncertain    bool // known only from left-out records
-}
-
-// keyTable is the keyState of every etcd key seen: one map entry (the key
-// and an index) and one fixed-size state per key, no per-key object.
-// Pointers from get and add stay valid until the next add.
-type keyTable struct {
-	idx    map[string]int32
-	states []keyState
-	objs   []string
-}
-
-func newKeyTable() keyTable { return keyTable{idx: map[string]int32{}} }
-
-// get returns k's state, or nil.
-func (t *keyTable) get(k []byte) *keyState {
-	i, ok := t.idx[string(k)]
-	if !ok {
-		return nil
-	}
-	return &t.states[i]
-}
-
-// getName is get for a key held as a string.
-func (t *keyTable) getName(k string) *keyState {
-	i, ok := t.idx[k]
-	if !ok {
-		return nil
-	}
-	return &t.states[i]
-}
-
-// add returns k's state, adding a zero one if k is new.
-func (t *keyTable) add(k []byte) *keyState {
-	if s := t.get(k); s != nil {
-		return s
-	}
-	t.idx[string(k)] = int32(len(t.states))
-	t.states = append(t.states, keyState{})
-	return &t.states[len(t.states)-1]
-}
-
-func (t *keyTable) len() int { return len(t.states) }
-
-// names returns every key, sorted.
-func (t *keyTable) names() []string {
-	names := make([]string, 0, len(t.idx))
-	for k := range t.idx {
-		names = append(names, k)
-	}
-	sort.Strings(names)
-	return names
-}
-
-// setObject sets s's left-out object name.
-func (t *keyTable) setObject(s *keyState, name string) {
-	t.objs = append(t.objs, name)
-	s.leftOutObj = int32(len(t.objs))
-}
-
-// object returns s's left-out object name, or "".
-func (t *keyTable) object(s *keyState) string {
-	if s.leftOutObj == 0 {
-		return ""
-	}
-	return t.objs[s.leftOutObj-1]
+	hasAbove     bool      // a record above the compaction exists
+	uncertain    bool      // known only from left-out records
+	name         spill.Ref // the key, in keyTable.names
 }
 
 type keySpace struct {
@@ -464,7 +408,7 @@ var keyPath = [][]byte{[]byte("key")}
 // carved records below the compaction for judgement once every record has
 // been seen.
 func mergeKeyBucket(res *pagewalk.Result, cr *carveResult, w *dbWriter, rep *Report, opts Options) (*keySpace, error) {
-	ks := &keySpace{keys: newKeyTable(), compact: rep.CompactRevision, prevMain: max(rep.CompactRevision, 1), subs: map[int64]*subInfo{}, distrust: rep.TreeDistrusted}
+	ks := &keySpace{keys: newKeyTable(res.Spill()), compact: rep.CompactRevision, prevMain: max(rep.CompactRevision, 1), subs: map[int64]*subInfo{}, distrust: rep.TreeDistrusted}
 	for _, p := range cr.pairs {
 		ks.closes(p[0], p[1])
 	}

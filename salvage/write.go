@@ -14,6 +14,10 @@ import (
 // memory budget.
 const txBytes = 16 << 20
 
+// maxInitialMmap bounds the mapping reserved up front (address space, not
+// memory).
+const maxInitialMmap = 1 << 40
+
 // dbWriter writes the new file with bbolt, in large transactions, with no
 // fsync until the end (publish does the one fsync).
 type dbWriter struct {
@@ -25,20 +29,27 @@ type dbWriter struct {
 	ctx context.Context
 	// done: closed or aborted; abort is then a no-op.
 	done bool
+	// flush writes committed data back to disk while the next
+	// transactions are built (see writeBack).
+	flush *writeBack
 }
 
-func newDBWriter(path string) (*dbWriter, error) {
+// newDBWriter creates the bbolt file at path; sizeHint is about how large
+// it will grow (the input's size): bbolt maps that much at once instead of
+// remapping as the file grows, each remap a copy of every node in memory.
+func newDBWriter(path string, sizeHint int64) (*dbWriter, error) {
 	db, err := bolt.Open(path, 0600, &bolt.Options{
-		Timeout:        time.Second,
-		NoFreelistSync: true, // as etcd opens it
-		FreelistType:   bolt.FreelistMapType,
-		NoGrowSync:     true,
+		Timeout:         time.Second,
+		NoFreelistSync:  true, // as etcd opens it
+		FreelistType:    bolt.FreelistMapType,
+		NoGrowSync:      true,
+		InitialMmapSize: int(min(max(sizeHint, 0), maxInitialMmap)),
 	})
 	if err != nil {
 		return nil, err
 	}
 	db.NoSync = true
-	return &dbWriter{db: db}, nil
+	return &dbWriter{db: db, flush: startWriteBack(path)}, nil
 }
 
 func (w *dbWriter) begin() error {
@@ -102,6 +113,9 @@ func (w *dbWriter) commit() error {
 	}
 	err := w.tx.Commit()
 	w.tx = nil
+	if err == nil {
+		w.flush.kick()
+	}
 	return err
 }
 
@@ -109,6 +123,9 @@ func (w *dbWriter) commit() error {
 func (w *dbWriter) close() error {
 	w.done = true
 	err := w.commit()
+	if ferr := w.flush.stop(); err == nil {
+		err = ferr
+	}
 	if err == nil {
 		err = w.db.Sync()
 	}
@@ -123,6 +140,7 @@ func (w *dbWriter) abort() {
 		return
 	}
 	w.done = true
+	_ = w.flush.stop()
 	if w.tx != nil {
 		_ = w.tx.Rollback()
 		w.tx = nil

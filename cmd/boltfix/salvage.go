@@ -5,11 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"path/filepath"
 	"strconv"
 	"strings"
 
 	"github.com/boltfix/boltfix/pagewalk"
 	"github.com/boltfix/boltfix/salvage"
+	"github.com/boltfix/boltfix/spill"
 	"github.com/spf13/cobra"
 )
 
@@ -77,7 +79,10 @@ func salvageFunc(ctx context.Context, stdout, stderr io.Writer, arg string, o sa
 	bar := newProgress(stderr)
 	defer bar.Done()
 	bar.Phase("scanning", int64(f.PageCount()))
-	res, err := f.Scan(pagewalk.Options{Progress: bar, Context: ctx})
+	// The tables that grow with the db spill next to the output.
+	sp := spill.For(filepath.Dir(o.out), f.Size())
+	defer sp.Close()
+	res, err := f.Scan(pagewalk.Options{Progress: bar, Context: ctx, Spill: sp})
 	if err != nil {
 		return cantRun(err)
 	}

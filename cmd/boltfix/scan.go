@@ -11,6 +11,7 @@ import (
 
 	"github.com/boltfix/boltfix/pagewalk"
 	"github.com/boltfix/boltfix/salvage"
+	"github.com/boltfix/boltfix/spill"
 	"github.com/spf13/cobra"
 )
 
@@ -82,7 +83,9 @@ func scanFunc(ctx context.Context, stdout, stderr io.Writer, arg string, o scanO
 	defer f.Close()
 	bar := newProgress(stderr)
 	bar.Phase("scanning", int64(f.PageCount()))
-	res, err := f.Scan(pagewalk.Options{Deep: o.deep, Progress: bar, Context: ctx})
+	sp := spill.For(os.TempDir(), f.Size())
+	defer sp.Close()
+	res, err := f.Scan(pagewalk.Options{Deep: o.deep, Progress: bar, Context: ctx, Spill: sp})
 	bar.Done()
 	if err != nil {
 		return cantRun(err)

@@ -3,11 +3,13 @@ package salvage
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"sort"
 
 	"github.com/boltfix/boltfix/pagewalk"
+	"github.com/boltfix/boltfix/spill"
 )
 
 // maxCarvedNode bounds the bytes read for one carved node.
@@ -17,23 +19,66 @@ const maxCarvedNode = 64 << 20
 // Its value stays on disk (a damaged multi-GiB file can hold GiBs of
 // carved values): it is the elem-th element of the node at page, read back
 // by carveResult.value when it is written or judged, and checked against
-// hash then; held carries it instead when it was chosen among differing
-// copies.
+// hash then; held names it instead when it was chosen among differing
+// copies. A damaged db of a few GiB holds millions of carved records: the
+// struct holds no pointer (the collector skips them) and no copy of its
+// keys. Its revision key is rev's canonical encoding (ParseRevision
+// accepts no other), its etcd key is in carveResult.names.
 type carved struct {
-	rev     pagewalk.Revision
-	revKey  []byte
-	etcdKey []byte
-	lease   int64
-	page    uint64
-	elem    int32
-	hash    uint64 // valueHash of the value
-	held    []byte
+	rev   pagewalk.Revision
+	key   spill.Ref // the etcd key, in carveResult.names
+	lease int64
+	page  uint64
+	elem  int32
+	held  int32  // carveResult.held[held-1] is the value; 0 none
+	hash  uint64 // valueHash of the value
+}
+
+// etcdKey returns c's etcd key; it aliases cr.names.
+func (cr *carveResult) etcdKey(c *carved) []byte { return cr.names.Get(c.key) }
+
+// revKeyLess orders revisions as their revision keys' bytes: by main, sub,
+// then a put before a tombstone.
+func revKeyLess(a, b pagewalk.Revision) bool {
+	if a.Main != b.Main {
+		return a.Main < b.Main
+	}
+	if a.Sub != b.Sub {
+		return a.Sub < b.Sub
+	}
+	return !a.Tombstone && b.Tombstone
+}
+
+// revKey returns c's revision key (a new slice).
+func (c *carved) revKey() []byte { return pagewalk.RevisionKey(c.rev) }
+
+// compareKey orders c's revision key against the revision key k, as
+// bytes.Compare would, without building c's key.
+func (c *carved) compareKey(k []byte) int {
+	var buf [18]byte
+	return bytes.Compare(revisionKeyInto(&buf, c.rev), k)
+}
+
+// revisionKeyInto encodes rev into buf, as pagewalk.RevisionKey does.
+func revisionKeyInto(buf *[18]byte, rev pagewalk.Revision) []byte {
+	binary.BigEndian.PutUint64(buf[0:8], uint64(rev.Main))
+	buf[8] = '_'
+	binary.BigEndian.PutUint64(buf[9:17], uint64(rev.Sub))
+	if rev.Tombstone {
+		buf[17] = 't'
+		return buf[:18]
+	}
+	return buf[:17]
 }
 
 // carveResult holds carved records, sorted by revision key, one per
 // revision, and the conflicts between copies.
 type carveResult struct {
-	recs      []carved
+	recs []carved
+	// names holds the etcd keys of recs and outside (carved.key).
+	names *spill.Bytes
+	// held are the values chosen among differing copies (carved.held).
+	held      [][]byte
 	pages     int
 	cands     int
 	rejected  int
@@ -79,9 +124,6 @@ var errCarvedChanged = errors.New("a carved page changed since it was read (the 
 
 // alias returns c's value, aliasing a buffer the next call reuses.
 func (r *valueReader) alias(c *carved) ([]byte, error) {
-	if c.held != nil {
-		return c.held, nil
-	}
 	if r.n == nil || r.pgid != c.page {
 		r.n = nil
 		n, nb, err := r.res.File.ReadNodeInto(c.page, r.buf, carveLimit(r.res, c.page))
@@ -92,7 +134,7 @@ func (r *valueReader) alias(c *carved) ([]byte, error) {
 		r.n, r.pgid = n, c.page
 	}
 	e, fe := r.n.Leaf(int(c.elem))
-	if fe != nil || e.IsBucket() || !bytes.Equal(e.Key, c.revKey) || valueHash(e.Value) != c.hash {
+	if fe != nil || e.IsBucket() || c.compareKey(e.Key) != 0 || valueHash(e.Value) != c.hash {
 		return nil, fmt.Errorf("page %d, element %d: %w", c.page, c.elem, errCarvedChanged)
 	}
 	return e.Value, nil
@@ -101,6 +143,9 @@ func (r *valueReader) alias(c *carved) ([]byte, error) {
 // value returns a copy of c's value (bbolt keeps what it is given until
 // the transaction commits).
 func (cr *carveResult) value(c *carved) ([]byte, error) {
+	if c.held != 0 {
+		return bytes.Clone(cr.held[c.held-1]), nil
+	}
 	v, err := cr.rd.alias(c)
 	if err != nil {
 		return nil, err
@@ -112,6 +157,9 @@ func (cr *carveResult) value(c *carved) ([]byte, error) {
 func (cr *carveResult) sameValue(c *carved, v []byte) (bool, error) {
 	if c.hash != valueHash(v) {
 		return false, nil
+	}
+	if c.held != 0 {
+		return bytes.Equal(cr.held[c.held-1], v), nil
 	}
 	cv, err := cr.rd.alias(c)
 	return err == nil && bytes.Equal(cv, v), err
@@ -144,9 +192,11 @@ func (l *leafPage) last() []byte  { return l.revs[len(l.revs)-1] }
 // buckets (whose keys may happen to be 17 bytes) are not mistaken for it.
 // A cancelled ctx ends the loop early; the caller checks ctx after it.
 func carve(ctx context.Context, res *pagewalk.Result, progress Counter, needAll bool) *carveResult {
-	cr := &carveResult{witness: map[string][]pagewalk.Revision{}, rd: valueReader{res: res}}
-	differ := map[string]bool{}
-	byRev := map[string]int{}
+	cr := &carveResult{witness: map[string][]pagewalk.Revision{}, rd: valueReader{res: res}, names: spill.NewBytes(res.Spill())}
+	// Keyed by revision (no string per record: a damaged db of a few GiB
+	// carves millions).
+	differ := map[pagewalk.Revision]bool{}
+	byRev := map[pagewalk.Revision]int{}
 	pageEdges := map[uint64][2]pagewalk.Revision{}
 	need := neededRanges(res)
 	if needAll {
@@ -171,6 +221,7 @@ func carve(ctx context.Context, res *pagewalk.Result, progress Counter, needAll 
 		}
 		var good []carved
 		var goodValues [][]byte // alias buf: valid in this iteration
+		var goodKeys [][]byte   // the etcd keys of good, as decoded
 		readable := 0
 		// whole: every element is a valid revision record, in order, on a
 		// page that names itself: a leaf etcd wrote, usable as evidence.
@@ -215,7 +266,7 @@ func carve(ctx context.Context, res *pagewalk.Result, progress Counter, needAll 
 					cr.witness[string(kv.Key)] = append(cr.witness[string(kv.Key)], rev)
 					if !outsideSeen[string(e.Key)] {
 						outsideSeen[string(e.Key)] = true
-						cr.outside = append(cr.outside, carved{rev: rev, revKey: bytes.Clone(e.Key), etcdKey: bytes.Clone(kv.Key), lease: kv.Lease, page: pgid})
+						cr.outside = append(cr.outside, carved{rev: rev, key: cr.names.Add(kv.Key), lease: kv.Lease, page: pgid})
 					}
 				}
 				continue
@@ -224,7 +275,8 @@ func carve(ctx context.Context, res *pagewalk.Result, progress Counter, needAll 
 				cr.rejected++
 				continue
 			}
-			good = append(good, carved{rev: rev, revKey: bytes.Clone(e.Key), etcdKey: bytes.Clone(kv.Key), lease: kv.Lease, page: pgid, elem: int32(i), hash: h})
+			good = append(good, carved{rev: rev, lease: kv.Lease, page: pgid, elem: int32(i), hash: h})
+			goodKeys = append(goodKeys, kv.Key)
 			goodValues = append(goodValues, e.Value)
 		}
 		if whole {
@@ -245,7 +297,7 @@ func carve(ctx context.Context, res *pagewalk.Result, progress Counter, needAll 
 			}
 		}
 		for gi, c := range good {
-			if j, ok := byRev[string(c.revKey)]; ok {
+			if j, ok := byRev[c.rev]; ok {
 				// (The kept copy is read back through cr.rd's own buffer.)
 				if same, err := cr.sameValue(&cr.recs[j], goodValues[gi]); err != nil {
 					cr.err = err
@@ -253,11 +305,12 @@ func carve(ctx context.Context, res *pagewalk.Result, progress Counter, needAll 
 				} else if same {
 					cr.dups++
 				} else {
-					differ[string(c.revKey)] = true
+					differ[c.rev] = true
 				}
 				continue
 			}
-			byRev[string(c.revKey)] = len(cr.recs)
+			byRev[c.rev] = len(cr.recs)
+			c.key = cr.names.Add(goodKeys[gi])
 			cr.recs = append(cr.recs, c)
 		}
 	}
@@ -266,13 +319,14 @@ func carve(ctx context.Context, res *pagewalk.Result, progress Counter, needAll 
 	// agree on (a record is immutable; the others were damaged).
 	for i := range cr.recs {
 		c := &cr.recs[i]
-		if !differ[string(c.revKey)] {
+		if !differ[c.rev] {
 			continue
 		}
-		cs := cr.copies.of(c.revKey)
-		v, _, page, why := chooseCopy(res, c.revKey, c.rev, nil, cs)
+		cs := cr.copies.of(c.revKey())
+		v, _, page, why := chooseCopy(res, c.revKey(), c.rev, nil, cs)
 		if v != nil {
-			c.held, c.page, c.hash = v, page, valueHash(v)
+			cr.held = append(cr.held, v)
+			c.held, c.page, c.hash = int32(len(cr.held)), page, valueHash(v)
 		}
 		pages := make([]uint64, len(cs))
 		for j, x := range cs {
@@ -280,8 +334,9 @@ func carve(ctx context.Context, res *pagewalk.Result, progress Counter, needAll 
 		}
 		cr.conflicts = append(cr.conflicts, Conflict{Revision: c.rev, Pages: pages, KeptPage: c.page, KeptFrom: "carved", Different: why})
 	}
-	sort.Slice(cr.recs, func(i, j int) bool { return bytes.Compare(cr.recs[i].revKey, cr.recs[j].revKey) < 0 })
-	sort.Slice(cr.outside, func(i, j int) bool { return bytes.Compare(cr.outside[i].revKey, cr.outside[j].revKey) < 0 })
+	// Revision keys are canonical: their byte order is revision order.
+	sort.Slice(cr.recs, func(i, j int) bool { return revKeyLess(cr.recs[i].rev, cr.recs[j].rev) })
+	sort.Slice(cr.outside, func(i, j int) bool { return revKeyLess(cr.outside[i].rev, cr.outside[j].rev) })
 	cr.branchPairs(res, pageEdges)
 	return cr
 }

@@ -88,9 +88,9 @@ func firstEvidence(held []carved, ks *keySpace, cr *carveResult, leases map[int6
 		switch {
 		case c.rev.Tombstone:
 			out[i] = deadTombstone
-		case supersededAtOrBelow(c, ks, cr.witness):
+		case supersededAtOrBelow(c, cr.etcdKey(&c), ks, cr.witness):
 			out[i] = deadSuperseded
-		case c.lease != 0 && leasesKnown && !leases[c.lease] && !hasAbove(ks, c.etcdKey):
+		case c.lease != 0 && leasesKnown && !leases[c.lease] && !hasAbove(ks, cr.etcdKey(&c)):
 			// The lease went, and its keys with it. Had that happened
 			// above the compaction, the tombstone would be there (and
 			// this record the one compaction kept).
@@ -103,9 +103,9 @@ func firstEvidence(held []carved, ks *keySpace, cr *carveResult, leases map[int6
 	// unless compaction had removed it.
 	for _, lp := range cr.leaves {
 		first, last := lp.first(), lp.last()
-		i := sort.Search(len(held), func(i int) bool { return bytes.Compare(held[i].revKey, first) > 0 })
-		for ; i < len(held) && bytes.Compare(held[i].revKey, last) < 0; i++ {
-			if out[i] == noEvidence && !lp.has(held[i].revKey) {
+		i := sort.Search(len(held), func(i int) bool { return held[i].compareKey(first) > 0 })
+		for ; i < len(held) && held[i].compareKey(last) < 0; i++ {
+			if out[i] == noEvidence && !lp.has(held[i].revKey()) {
 				out[i] = deadSpanned
 			}
 		}
@@ -127,11 +127,11 @@ func (l *leafPage) has(k []byte) bool {
 // supersededAtOrBelow reports whether c's key has a newer record at or below
 // the compaction anywhere in the file (reached, carved, or a copy inside
 // the intact tree's range): compaction keeps only the newest.
-func supersededAtOrBelow(c carved, ks *keySpace, witness map[string][]pagewalk.Revision) bool {
-	if s := ks.keys.get(c.etcdKey); s != nil && s.hasLE && revLess(c.rev, s.maxLE) {
+func supersededAtOrBelow(c carved, etcdKey []byte, ks *keySpace, witness map[string][]pagewalk.Revision) bool {
+	if s := ks.keys.get(etcdKey); s != nil && s.hasLE && revLess(c.rev, s.maxLE) {
 		return true
 	}
-	for _, r := range witness[string(c.etcdKey)] {
+	for _, r := range witness[string(etcdKey)] {
 		if r.Main <= ks.compact && revLess(c.rev, r) {
 			return true
 		}
@@ -153,7 +153,7 @@ func judgeHeld(res *pagewalk.Result, cr *carveResult, ks *keySpace, held []carve
 	dead := map[string]bool{}
 	for i, v := range verdicts {
 		if v.dead() {
-			dead[string(held[i].revKey)] = true
+			dead[string(held[i].revKey())] = true
 		}
 	}
 	var tilings []*tiling
@@ -172,16 +172,17 @@ func judgeHeld(res *pagewalk.Result, cr *carveResult, ks *keySpace, held []carve
 	open := unresolvedBelow(res, ks)
 	defer ks.settleDecided()
 	for i, c := range held {
+		etcdKey := cr.etcdKey(&c)
 		v := verdicts[i]
 		if v == noEvidence {
-			v = decideByTilingOrAbove(c, ks, tilings, open)
+			v = decideByTilingOrAbove(c, etcdKey, ks, tilings, open)
 		}
 		v.count(&rep.Evidence)
 		if v != noEvidence {
 			ks.decide(c.rev)
 		}
 		if verdictHook != nil {
-			verdictHook(c.rev, string(c.etcdKey), v)
+			verdictHook(c.rev, string(etcdKey), v)
 		}
 		switch {
 		case v.dead():
@@ -191,10 +192,10 @@ func judgeHeld(res *pagewalk.Result, cr *carveResult, ks *keySpace, held []carve
 		case v == noEvidence:
 			rep.Records.Uncertain++
 			if len(rep.Uncertain) < opts.MaxListed {
-				rep.Uncertain = append(rep.Uncertain, UncertainRecord{Revision: c.rev, Key: string(c.etcdKey), Page: c.page, Kept: opts.Aggressive, Reason: uncertainReason(c, ks.compact)})
+				rep.Uncertain = append(rep.Uncertain, UncertainRecord{Revision: c.rev, Key: string(etcdKey), Page: c.page, Kept: opts.Aggressive, Reason: uncertainReason(c, ks.compact)})
 			}
 			if !opts.Aggressive {
-				s := ks.keys.get(c.etcdKey)
+				s := ks.keys.get(etcdKey)
 				s.uncertain = true
 				val, err := cr.value(&c)
 				if err != nil {
@@ -210,15 +211,16 @@ func judgeHeld(res *pagewalk.Result, cr *carveResult, ks *keySpace, held []carve
 		rep.Records.Carved++
 		bc.Carved++
 		rep.Records.Written++
-		ks.wrote(c.etcdKey, c.rev)
-		if countHash(cr.copies.of(c.revKey), c.hash) < 2 {
-			noWitness(rep, c.etcdKey, c.rev)
+		ks.wrote(etcdKey, c.rev)
+		revKey := c.revKey()
+		if countHash(cr.copies.of(revKey), c.hash) < 2 {
+			noWitness(rep, etcdKey, c.rev)
 		}
 		val, err := cr.value(&c)
 		if err != nil {
 			return err
 		}
-		if err := w.put(keyPath, c.revKey, val, 1.0); err != nil {
+		if err := w.put(keyPath, revKey, val, 1.0); err != nil {
 			return err
 		}
 	}
@@ -229,20 +231,21 @@ func judgeHeld(res *pagewalk.Result, cr *carveResult, ks *keySpace, held []carve
 // the live tiling of its range, else by a record of its key above the
 // compaction (compaction kept the newest at or below it: this one, unless
 // a newer one lies in a range that may be lost).
-func decideByTilingOrAbove(c carved, ks *keySpace, tilings []*tiling, open [][2]int64) verdict {
+func decideByTilingOrAbove(c carved, etcdKey []byte, ks *keySpace, tilings []*tiling, open [][2]int64) verdict {
+	revKey := c.revKey()
 	for _, t := range tilings {
-		if t.contains(c.revKey) {
+		if t.contains(revKey) {
 			switch {
-			case t.live[string(c.revKey)]:
+			case t.live[string(revKey)]:
 				return liveTiled
-			case t.maybe[string(c.revKey)]:
+			case t.maybe[string(revKey)]:
 				ks.ambiguous = append(ks.ambiguous, c.rev.Main)
 				return noEvidence
 			}
 			return deadNotTiled
 		}
 	}
-	s := ks.keys.get(c.etcdKey)
+	s := ks.keys.get(etcdKey)
 	if s == nil || !s.hasAbove {
 		return noEvidence
 	}

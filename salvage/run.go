@@ -422,28 +422,34 @@ func mergeKeyBucket(res *pagewalk.Result, cr *carveResult, w *dbWriter, rep *Rep
 	} else {
 		reachedBC.Damaged = kb.Damaged
 	}
-	var held []carved
+	// The carved records below the compaction are held back and judged
+	// once every record has been seen. cr.recs is in revision order, so
+	// they are its first nHeld records: a view, not a copy (a damaged db
+	// of a few GiB carves millions).
+	nHeld := 0
 	ci, oi := 0, 0
 	takeCarved := func(c carved) error {
-		ks.observe(c.etcdKey, c.rev, true)
+		etcdKey := cr.etcdKey(&c)
+		ks.observe(etcdKey, c.rev, true)
 		ks.dense(c.rev.Main)
 		if c.rev.Main < ks.compact {
-			held = append(held, c)
+			nHeld++
 			return nil
 		}
 		rep.Records.Carved++
 		reachedBC.Carved++
 		rep.Records.Written++
 		ks.sub(c.rev)
-		ks.wrote(c.etcdKey, c.rev)
-		if countHash(cr.copies.of(c.revKey), c.hash) < 2 {
-			noWitness(rep, c.etcdKey, c.rev)
+		ks.wrote(etcdKey, c.rev)
+		revKey := c.revKey()
+		if countHash(cr.copies.of(revKey), c.hash) < 2 {
+			noWitness(rep, etcdKey, c.rev)
 		}
 		v, err := cr.value(&c)
 		if err != nil {
 			return err
 		}
-		return w.put(keyPath, c.revKey, v, 1.0)
+		return w.put(keyPath, revKey, v, 1.0)
 	}
 	var prevRev *pagewalk.Revision
 	var prevKey []byte // owned by ForEachOwnedAhead: stays valid
@@ -466,13 +472,13 @@ func mergeKeyBucket(res *pagewalk.Result, cr *carveResult, w *dbWriter, rep *Rep
 				}
 				prevRev, prevKey = &rev, k
 			}
-			for ci < len(cr.recs) && bytes.Compare(cr.recs[ci].revKey, k) < 0 {
+			for ci < len(cr.recs) && cr.recs[ci].compareKey(k) < 0 {
 				if err := takeCarved(cr.recs[ci]); err != nil {
 					return err
 				}
 				ci++
 			}
-			if ci < len(cr.recs) && bytes.Equal(cr.recs[ci].revKey, k) {
+			if ci < len(cr.recs) && cr.recs[ci].compareKey(k) == 0 {
 				if same, err := cr.sameValue(&cr.recs[ci], v); err != nil {
 					return err
 				} else if same {
@@ -480,11 +486,11 @@ func mergeKeyBucket(res *pagewalk.Result, cr *carveResult, w *dbWriter, rep *Rep
 				}
 				ci++
 			}
-			for oi < len(cr.outside) && bytes.Compare(cr.outside[oi].revKey, k) < 0 {
+			for oi < len(cr.outside) && cr.outside[oi].compareKey(k) < 0 {
 				ks.absentOutside = append(ks.absentOutside, cr.outside[oi])
 				oi++
 			}
-			if oi < len(cr.outside) && bytes.Equal(cr.outside[oi].revKey, k) {
+			if oi < len(cr.outside) && cr.outside[oi].compareKey(k) == 0 {
 				oi++
 			}
 			// A second witness: an identical carved copy. Copies that
@@ -558,6 +564,12 @@ func mergeKeyBucket(res *pagewalk.Result, cr *carveResult, w *dbWriter, rep *Rep
 	}
 	ks.absentOutside = append(ks.absentOutside, cr.outside[oi:]...)
 	// Judge the held-back records now that every record has been seen.
+	held := cr.recs[:nHeld]
+	for _, c := range held {
+		if c.rev.Main >= ks.compact {
+			return nil, fmt.Errorf("carved records out of revision order at %s (a bug in boltfix)", c.rev)
+		}
+	}
 	if err := judgeHeld(res, cr, ks, held, w, rep, &reachedBC, opts); err != nil {
 		return nil, err
 	}

@@ -84,9 +84,12 @@ type carveResult struct {
 	rejected  int
 	dups      int
 	conflicts []Conflict
-	// pairs are consecutive records on one carved page with different main
-	// revisions: proof that the first one's transaction ended there.
-	pairs [][2]pagewalk.Revision
+	// closedAt holds, per main revision, the largest sub-revision a carved
+	// page (or an unreached branch over two carved leaves) shows directly
+	// followed by another main revision: proof that the transaction ended
+	// there (noteClosed). A map of numbers, not a list of pairs: a damaged
+	// db of a few GiB shows millions.
+	closedAt map[int64]int64
 	// leaves are the unreached pages that are whole, valid key-bucket
 	// leaves (every element a revision record that decodes, in order):
 	// the evidence about compaction and the candidates of a live tiling.
@@ -192,7 +195,7 @@ func (l *leafPage) last() []byte  { return l.revs[len(l.revs)-1] }
 // buckets (whose keys may happen to be 17 bytes) are not mistaken for it.
 // A cancelled ctx ends the loop early; the caller checks ctx after it.
 func carve(ctx context.Context, res *pagewalk.Result, progress Counter, needAll bool) *carveResult {
-	cr := &carveResult{witness: map[string][]pagewalk.Revision{}, rd: valueReader{res: res}, names: spill.NewBytes(res.Spill())}
+	cr := &carveResult{witness: map[string][]pagewalk.Revision{}, rd: valueReader{res: res}, names: spill.NewBytes(res.Spill()), closedAt: map[int64]int64{}}
 	// Keyed by revision (no string per record: a damaged db of a few GiB
 	// carves millions).
 	differ := map[pagewalk.Revision]bool{}
@@ -293,7 +296,7 @@ func carve(ctx context.Context, res *pagewalk.Result, progress Counter, needAll 
 		pageEdges[pgid] = [2]pagewalk.Revision{good[0].rev, good[len(good)-1].rev}
 		for i := 1; i < len(good); i++ {
 			if good[i-1].rev.Main != good[i].rev.Main {
-				cr.pairs = append(cr.pairs, [2]pagewalk.Revision{good[i-1].rev, good[i].rev})
+				noteClosed(cr.closedAt, good[i-1].rev, good[i].rev)
 			}
 		}
 		for gi, c := range good {
@@ -363,7 +366,7 @@ func (cr *carveResult) branchPairs(res *pagewalk.Result, edges map[uint64][2]pag
 				r, rok := edges[e.Child]
 				sep, sok := pagewalk.ParseRevision(e.Key)
 				if lok && rok && sok && !revLess(sep, l[1]) && !revLess(r[0], sep) && revLess(l[1], r[0]) {
-					cr.pairs = append(cr.pairs, [2]pagewalk.Revision{l[1], r[0]})
+					noteClosed(cr.closedAt, l[1], r[0])
 				}
 			}
 			ec := e

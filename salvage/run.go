@@ -299,6 +299,8 @@ type keySpace struct {
 	// subs tracks, above the compaction, each main revision's sub-revisions.
 	subs     map[int64]*subInfo
 	closedAt map[int64]int64
+	// carved are the carved records, in revision order (hasCarved).
+	carved []carved
 	// tiled marks the findings whose damaged range a live tiling resolved:
 	// every live record under them is known, so they lose nothing.
 	tiled map[int]bool
@@ -342,14 +344,33 @@ func (ks *keySpace) sub(rev pagewalk.Revision) {
 // closes notes that a page holds prev directly followed by next: nothing
 // can ever come between them (new revisions only go after all others).
 func (ks *keySpace) closes(prev, next pagewalk.Revision) {
-	if prev.Main == next.Main {
+	// Transaction ends are asked about only above the compaction and for
+	// revisions with carved records: a healthy db of a few GiB has
+	// millions of others.
+	if prev.Main <= ks.compact && !ks.hasCarved(prev.Main) {
 		return
 	}
 	if ks.closedAt == nil {
 		ks.closedAt = map[int64]int64{}
 	}
-	if c, ok := ks.closedAt[prev.Main]; !ok || prev.Sub > c {
-		ks.closedAt[prev.Main] = prev.Sub
+	noteClosed(ks.closedAt, prev, next)
+}
+
+// hasCarved reports whether a carved record has main revision m.
+func (ks *keySpace) hasCarved(m int64) bool {
+	i := sort.Search(len(ks.carved), func(i int) bool { return ks.carved[i].rev.Main >= m })
+	return i < len(ks.carved) && ks.carved[i].rev.Main == m
+}
+
+// noteClosed records in closedAt (main revision -> the largest sub some
+// page shows followed by another revision) that prev is directly followed
+// by next.
+func noteClosed(closedAt map[int64]int64, prev, next pagewalk.Revision) {
+	if prev.Main == next.Main {
+		return
+	}
+	if c, ok := closedAt[prev.Main]; !ok || prev.Sub > c {
+		closedAt[prev.Main] = prev.Sub
 	}
 }
 
@@ -409,9 +430,10 @@ var keyPath = [][]byte{[]byte("key")}
 // been seen.
 func mergeKeyBucket(res *pagewalk.Result, cr *carveResult, w *dbWriter, rep *Report, opts Options) (*keySpace, error) {
 	ks := &keySpace{keys: newKeyTable(res.Spill()), compact: rep.CompactRevision, prevMain: max(rep.CompactRevision, 1), subs: map[int64]*subInfo{}, distrust: rep.TreeDistrusted}
-	for _, p := range cr.pairs {
-		ks.closes(p[0], p[1])
-	}
+	// What the carved pages prove about transaction ends (they are only
+	// read from here on).
+	ks.closedAt = cr.closedAt
+	ks.carved = cr.recs
 	if _, err := w.bucket(keyPath); err != nil {
 		return nil, err
 	}

@@ -68,7 +68,7 @@ func TestSalvageKubeLayouts(t *testing.T) {
 		{"oldest", func(db string) (fixtures.Damage, error) { return fixtures.HalfZeroBranchAt(db, "key", 1, 0) }},
 		{"newest", func(db string) (fixtures.Damage, error) { return fixtures.HalfZeroBranchAt(db, "key", 1, -1) }},
 	}
-	cases, hit, undecidable := 0, 0, 0
+	cases, hit, undecidable, deleted, distrusted := 0, 0, 0, 0, 0
 	for i := 0; i < n; i++ {
 		dir := filepath.Join(t.TempDir(), "data")
 		var truth *fixtures.Truth
@@ -105,7 +105,18 @@ func TestSalvageKubeLayouts(t *testing.T) {
 				}
 				s := readSalvaged(t, out)
 				judge(t, truth, rep, s, false)
-				u := judgeKubeExact(t, truth, rep, s, true)
+				// A distrusted tree (docs/recovery.md §3, "A tree is a
+				// claim") lists every undecided record below the
+				// compaction uncertain, so the salvage is not complete;
+				// the tree claim's slack, not the tiling, decides that
+				// (seen once in ~170 layouts, before this test kept
+				// layouts: tens of records of the deleted namespace left
+				// out). Every key must still be exact.
+				if rep.TreeDistrusted != "" {
+					distrusted++
+					t.Logf("tree distrusted: %s", rep.TreeDistrusted)
+				}
+				u := judgeKubeExact(t, truth, rep, s, rep.TreeDistrusted == "")
 				cases++
 				if keep != "" && saved == nil && !kept && (u > 0 || t.Failed()) {
 					kept = true
@@ -121,12 +132,19 @@ func TestSalvageKubeLayouts(t *testing.T) {
 				if u > 0 {
 					hit++
 					undecidable += u
+					// How many of them compaction had removed: what
+					// "the bigger copy wins" would have resurrected.
+					for _, r := range rep.Uncertain {
+						if r.Reason == ambiguousReason && fixtures.NewestAtCompaction(truth)[r.Key] != r.Revision.Main {
+							deleted++
+						}
+					}
 					t.Logf("%s; tilings %v; %d undecidable records: %v", dmg.Note, tilings, u, uncertainRevs(rep))
 				}
 			})
 		}
 	}
-	t.Logf("%d layouts, %d damaged copies: %d with undecidable records, %d such records in all", n, cases, hit, undecidable)
+	t.Logf("%d layouts, %d damaged copies: %d with undecidable records, %d such records in all (%d of them removed by compaction); %d trees distrusted", n, cases, hit, undecidable, deleted, distrusted)
 }
 
 func uncertainRevs(rep *Report) []pagewalk.Revision {

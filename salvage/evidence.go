@@ -144,6 +144,10 @@ func uncertainReason(c carved, compact int64) string {
 	return fmt.Sprintf("carved below the compaction revision %d: no newer record of its key, no leaf written later that spans it, its lease (if any) still exists, and the live leaves over its range are not known: it may have been deleted and compacted", compact)
 }
 
+// ambiguousReason is the reason given for a record that some answers of
+// its range's live tiling take and others not.
+const ambiguousReason = "two copies of its key range disagree on it and nothing in the file tells which copy is newer: it may be live (appended after the copy that lacks it was written), or deleted and compacted (removed from a newer copy); its revision is reported lost"
+
 // judgeHeld decides every carved record below the compaction point, writes
 // the live ones (and, with --aggressive, the undecided ones, flagged), and
 // counts the evidence.
@@ -174,8 +178,11 @@ func judgeHeld(res *pagewalk.Result, cr *carveResult, ks *keySpace, held []carve
 	for i, c := range held {
 		etcdKey := cr.etcdKey(&c)
 		v := verdicts[i]
+		ambiguous := false
 		if v == noEvidence {
+			n := len(ks.ambiguous)
 			v = decideByTilingOrAbove(c, etcdKey, ks, tilings, open)
+			ambiguous = len(ks.ambiguous) > n
 		}
 		v.count(&rep.Evidence)
 		if v != noEvidence {
@@ -192,7 +199,11 @@ func judgeHeld(res *pagewalk.Result, cr *carveResult, ks *keySpace, held []carve
 		case v == noEvidence:
 			rep.Records.Uncertain++
 			if len(rep.Uncertain) < opts.MaxListed {
-				rep.Uncertain = append(rep.Uncertain, UncertainRecord{Revision: c.rev, Key: string(etcdKey), Page: c.page, Kept: opts.Aggressive, Reason: uncertainReason(c, ks.compact)})
+				reason := uncertainReason(c, ks.compact)
+				if ambiguous {
+					reason = ambiguousReason
+				}
+				rep.Uncertain = append(rep.Uncertain, UncertainRecord{Revision: c.rev, Key: string(etcdKey), Page: c.page, Kept: opts.Aggressive, Reason: reason})
 			}
 			if !opts.Aggressive {
 				s := ks.keys.get(etcdKey)

@@ -445,11 +445,16 @@ func onAny(cur []*tileNode, k []byte) bool {
 //   - are nowhere else and lie above the smaller copy, one of them above
 //     the compaction: they were appended after the smaller copy was
 //     written (compaction never removes those): the smaller is older;
-//   - are nowhere else and some lie below the smaller copy: records are
-//     only appended at the top, so compaction removed them from the
-//     smaller, newer copy: the larger is older;
-//   - otherwise (on other candidates: a split or merge; or appended long
-//     ago versus removed by compaction) either may be: try both.
+//   - otherwise either may be newer, and both are tried. Extra records
+//     below the smaller copy were most often removed from a newer smaller
+//     copy by compaction (records are only appended at the top), but
+//     bbolt's rebalance also merges an underfilled first child with its
+//     right sibling (node.rebalance), which makes a newer copy with extra
+//     records below the sibling's. Extra records above the smaller copy,
+//     none above the compaction, were appended after it (or merged in from
+//     a right sibling) unless a compaction removed them from a newer
+//     smaller copy. Nothing in the file orders the two (docs/recovery.md
+//     §3, "What the file cannot tell").
 func (s *tileSearch) older(cur []*tileNode, a, b int) []int {
 	small, big := a, b
 	if !subset(cur[small], cur[big]) {
@@ -489,11 +494,8 @@ func (s *tileSearch) older(cur []*tileNode, a, b int) []int {
 			elsewhere = found
 		}
 	}
-	switch {
-	case !elsewhere && after && anyAbove:
+	if !elsewhere && after && anyAbove {
 		return []int{small}
-	case !elsewhere && !after:
-		return []int{big}
 	}
 	return []int{big, small}
 }

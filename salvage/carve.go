@@ -179,15 +179,15 @@ func carveLimit(res *pagewalk.Result, pgid uint64) int64 {
 	return maxCarvedNode
 }
 
-// leafPage is one unreached, valid key-bucket leaf: its revision keys in
-// page (= ascending) order.
+// leafPage is one unreached, valid key-bucket leaf: its records'
+// revisions in page (= ascending) order.
 type leafPage struct {
 	pgid uint64
-	revs [][]byte
+	revs []pagewalk.Revision
 }
 
-func (l *leafPage) first() []byte { return l.revs[0] }
-func (l *leafPage) last() []byte  { return l.revs[len(l.revs)-1] }
+func (l *leafPage) first() pagewalk.Revision { return l.revs[0] }
+func (l *leafPage) last() pagewalk.Revision  { return l.revs[len(l.revs)-1] }
 
 // carve reads every unreached leaf page and keeps the etcd key-bucket
 // records on it. A page counts as a key-bucket page only when most of its
@@ -229,7 +229,7 @@ func carve(ctx context.Context, res *pagewalk.Result, progress Counter, needAll 
 		// whole: every element is a valid revision record, in order, on a
 		// page that names itself: a leaf etcd wrote, usable as evidence.
 		whole := n.Count > 0 && res.WellformedLeaf(pgid)
-		var revs [][]byte
+		var revs []pagewalk.Revision
 		for i := 0; i < int(n.Count); i++ {
 			e, fe := n.Leaf(i)
 			if fe != nil {
@@ -246,7 +246,7 @@ func carve(ctx context.Context, res *pagewalk.Result, progress Counter, needAll 
 				whole = false
 				continue
 			}
-			if whole && len(revs) > 0 && bytes.Compare(revs[len(revs)-1], e.Key) >= 0 {
+			if whole && len(revs) > 0 && !revKeyLess(revs[len(revs)-1], rev) {
 				whole = false
 			}
 			kv, err := decodeRecord(rev, e.Value)
@@ -255,7 +255,7 @@ func carve(ctx context.Context, res *pagewalk.Result, progress Counter, needAll 
 				whole = false
 			} else {
 				if whole {
-					revs = append(revs, e.Key)
+					revs = append(revs, rev)
 				}
 				h = valueHash(e.Value)
 				cr.copies.add(rev, copyRef{hash: h, page: pgid})
@@ -283,11 +283,7 @@ func carve(ctx context.Context, res *pagewalk.Result, progress Counter, needAll 
 			goodValues = append(goodValues, e.Value)
 		}
 		if whole {
-			lp := leafPage{pgid: pgid, revs: make([][]byte, len(revs))}
-			for i, k := range revs {
-				lp.revs[i] = bytes.Clone(k)
-			}
-			cr.leaves = append(cr.leaves, lp)
+			cr.leaves = append(cr.leaves, leafPage{pgid: pgid, revs: revs})
 		}
 		if len(good) == 0 || 2*len(good) < readable {
 			continue

@@ -1,7 +1,6 @@
 package salvage
 
 import (
-	"bytes"
 	"encoding/binary"
 	"fmt"
 	"sort"
@@ -103,9 +102,9 @@ func firstEvidence(held []carved, ks *keySpace, cr *carveResult, leases map[int6
 	// unless compaction had removed it.
 	for _, lp := range cr.leaves {
 		first, last := lp.first(), lp.last()
-		i := sort.Search(len(held), func(i int) bool { return held[i].compareKey(first) > 0 })
-		for ; i < len(held) && held[i].compareKey(last) < 0; i++ {
-			if out[i] == noEvidence && !lp.has(held[i].revKey()) {
+		i := sort.Search(len(held), func(i int) bool { return cmpRev(held[i].rev, first) > 0 })
+		for ; i < len(held) && cmpRev(held[i].rev, last) < 0; i++ {
+			if out[i] == noEvidence && !lp.has(held[i].rev) {
 				out[i] = deadSpanned
 			}
 		}
@@ -119,9 +118,9 @@ func hasAbove(ks *keySpace, etcdKey []byte) bool {
 }
 
 // has reports whether the leaf holds revision key k.
-func (l *leafPage) has(k []byte) bool {
-	i := sort.Search(len(l.revs), func(i int) bool { return bytes.Compare(l.revs[i], k) >= 0 })
-	return i < len(l.revs) && bytes.Equal(l.revs[i], k)
+func (l *leafPage) has(k pagewalk.Revision) bool {
+	i := sort.Search(len(l.revs), func(i int) bool { return cmpRev(l.revs[i], k) >= 0 })
+	return i < len(l.revs) && l.revs[i] == k
 }
 
 // supersededAtOrBelow reports whether c's key has a newer record at or below
@@ -154,10 +153,10 @@ const ambiguousReason = "two copies of its key range disagree on it and nothing 
 func judgeHeld(res *pagewalk.Result, cr *carveResult, ks *keySpace, held []carved, w *dbWriter, rep *Report, bc *BucketCount, opts Options) error {
 	leases, leasesKnown := leaseSet(res)
 	verdicts := firstEvidence(held, ks, cr, leases, leasesKnown)
-	dead := map[string]bool{}
+	dead := map[pagewalk.Revision]bool{}
 	for i, v := range verdicts {
 		if v.dead() {
-			dead[string(held[i].revKey())] = true
+			dead[held[i].rev] = true
 		}
 	}
 	var tilings []*tiling
@@ -243,13 +242,12 @@ func judgeHeld(res *pagewalk.Result, cr *carveResult, ks *keySpace, held []carve
 // compaction (compaction kept the newest at or below it: this one, unless
 // a newer one lies in a range that may be lost).
 func decideByTilingOrAbove(c carved, etcdKey []byte, ks *keySpace, tilings []*tiling, open [][2]int64) verdict {
-	revKey := c.revKey()
 	for _, t := range tilings {
-		if t.contains(revKey) {
+		if t.contains(c.rev) {
 			switch {
-			case t.live[string(revKey)]:
+			case t.isLive(c.rev):
 				return liveTiled
-			case t.maybe[string(revKey)]:
+			case t.maybe[c.rev]:
 				ks.ambiguous = append(ks.ambiguous, c.rev.Main)
 				return noEvidence
 			}
@@ -291,19 +289,19 @@ func unresolvedBelow(res *pagewalk.Result, ks *keySpace) [][2]int64 {
 // closeTiling records that consecutive live records of a tiling are
 // neighbours in the live tree: nothing lay between them.
 func (ks *keySpace) closeTiling(t *tiling) {
-	prev, ok := pagewalk.ParseRevision(t.after)
-	for _, k := range t.recs {
-		rev, rok := pagewalk.ParseRevision(k)
-		if !rok {
-			continue
-		}
+	var prev pagewalk.Revision
+	ok := t.after != nil
+	if ok {
+		prev = *t.after
+	}
+	for _, rev := range t.recs {
 		if ok {
 			ks.closes(prev, rev)
 		}
 		prev, ok = rev, true
 	}
-	if next, nok := pagewalk.ParseRevision(t.before); ok && nok {
-		ks.closes(prev, next)
+	if ok && t.before != nil {
+		ks.closes(prev, *t.before)
 	}
 }
 

@@ -1,7 +1,6 @@
 package salvage
 
 import (
-	"bytes"
 	"fmt"
 	"sort"
 
@@ -18,6 +17,11 @@ import (
 // stale), or overlap a live node in a way that tells which is older. When
 // exactly m nodes remain, they are the live ones: every record on them is
 // live, every other record in the range was compacted.
+
+// maxBranchPages bounds the bytes read for one unreached branch node (a
+// branch of a few thousand revision keys spans a page or two; a header
+// claiming more is garbage).
+const maxBranchPages = 64
 
 // maxTilingCandidates bounds the work of resolving one damaged range.
 const maxTilingCandidates = 4096
@@ -38,43 +42,61 @@ var pointerKinds = map[pagewalk.Kind]bool{
 
 // damagedRun is the damage under one key range of the key bucket's tree.
 type damagedRun struct {
-	after, before []byte // the open key range (nil: open end)
-	m             int    // lost children
-	level         int    // their level: 0 leaves, 1 branches over leaves, ...
-	findings      []int  // indexes into the scan's findings
-	ok            bool   // only lost pointers: the children may be intact
+	after, before *pagewalk.Revision // the open key range (nil: open end)
+	m             int                // lost children
+	level         int                // their level: 0 leaves, 1 branches over leaves, ...
+	findings      []int              // indexes into the scan's findings
+	ok            bool               // only lost pointers: the children may be intact
 }
 
 // tiling is a damaged range whose live records are known.
 type tiling struct {
-	after, before []byte
-	live          map[string]bool // revision keys of every live record in the range
+	after, before *pagewalk.Revision
 	// maybe are records that some answers that fit take as live and others
 	// not: nothing in the file tells; they are reported, not written.
-	maybe    map[string]bool
+	maybe    map[pagewalk.Revision]bool
 	findings []int
-	recs     [][]byte // the live records in order
+	recs     []pagewalk.Revision // every live record in the range, in order (isLive)
 }
 
-// contains reports whether revision key k lies inside the tiling's range.
-func (t *tiling) contains(k []byte) bool {
-	return (t.after == nil || bytes.Compare(k, t.after) > 0) && (t.before == nil || bytes.Compare(k, t.before) < 0)
+// contains reports whether revision k lies inside the tiling's range.
+func (t *tiling) contains(k pagewalk.Revision) bool {
+	return (t.after == nil || cmpRev(k, *t.after) > 0) && (t.before == nil || cmpRev(k, *t.before) < 0)
+}
+
+// isLive reports whether k is a live record of the range.
+func (t *tiling) isLive(k pagewalk.Revision) bool {
+	i := sort.Search(len(t.recs), func(i int) bool { return cmpRev(t.recs[i], k) >= 0 })
+	return i < len(t.recs) && t.recs[i] == k
+}
+
+// cmpRev orders revisions as their revision keys' bytes (revKeyLess).
+// The records of a tiling are revisions, not keys: a damaged db of a few
+// GiB holds millions of them, and a Revision holds no pointer.
+func cmpRev(a, b pagewalk.Revision) int {
+	switch {
+	case revKeyLess(a, b):
+		return -1
+	case revKeyLess(b, a):
+		return 1
+	}
+	return 0
 }
 
 // tileNode is a candidate for one live child: a leaf, or a branch whose
 // whole subtree is made of candidates.
 type tileNode struct {
 	pgid  uint64
-	recs  [][]byte // revision keys under it, ascending
+	recs  []pagewalk.Revision // the records under it, ascending
 	stale bool
 }
 
-func (n *tileNode) first() []byte { return n.recs[0] }
-func (n *tileNode) last() []byte  { return n.recs[len(n.recs)-1] }
+func (n *tileNode) first() pagewalk.Revision { return n.recs[0] }
+func (n *tileNode) last() pagewalk.Revision  { return n.recs[len(n.recs)-1] }
 
-func (n *tileNode) has(k []byte) bool {
-	i := sort.Search(len(n.recs), func(i int) bool { return bytes.Compare(n.recs[i], k) >= 0 })
-	return i < len(n.recs) && bytes.Equal(n.recs[i], k)
+func (n *tileNode) has(k pagewalk.Revision) bool {
+	i := sort.Search(len(n.recs), func(i int) bool { return cmpRev(n.recs[i], k) >= 0 })
+	return i < len(n.recs) && n.recs[i] == k
 }
 
 // damagedRuns groups the key bucket's findings by the key range they lose.
@@ -124,11 +146,12 @@ func damagedRuns(res *pagewalk.Result) []damagedRun {
 	return out
 }
 
-func decodeBound(k *pagewalk.Key) []byte {
+func decodeBound(k *pagewalk.Key) *pagewalk.Revision {
 	if k == nil || k.Truncated || k.Revision == nil {
 		return nil
 	}
-	return pagewalk.RevisionKey(*k.Revision)
+	r := *k.Revision
+	return &r
 }
 
 // childLevel is the level of branch page pgid's children, found by
@@ -178,10 +201,10 @@ func levelOf(res *pagewalk.Result, pgid uint64) int {
 
 // liveTilings resolves every damaged range it can. dead holds the revision
 // keys proven compacted; compact is the compaction revision.
-func liveTilings(res *pagewalk.Result, cr *carveResult, dead map[string]bool, compact int64) []*tiling {
+func liveTilings(res *pagewalk.Result, cr *carveResult, dead map[pagewalk.Revision]bool, compact int64) []*tiling {
 	runs := damagedRuns(res)
 	var out []*tiling
-	var branches map[uint64][]pagewalk.BranchElement
+	var branches map[uint64][]revBranchElem
 	for _, r := range runs {
 		if !r.ok || r.m <= 0 {
 			continue
@@ -196,23 +219,33 @@ func liveTilings(res *pagewalk.Result, cr *carveResult, dead map[string]bool, co
 	return out
 }
 
+// revBranchElem is a key-bucket branch element: its separator, a
+// revision key, as a revision (no pointer, no copy of the key).
+type revBranchElem struct {
+	sep   pagewalk.Revision
+	child uint64
+}
+
 // unreachedBranches reads every unreached branch page whose elements all
-// decode, with keys in ascending order.
-func unreachedBranches(res *pagewalk.Result) map[uint64][]pagewalk.BranchElement {
-	out := map[uint64][]pagewalk.BranchElement{}
+// decode to revision keys in ascending order (a key-bucket branch).
+func unreachedBranches(res *pagewalk.Result) map[uint64][]revBranchElem {
+	out := map[uint64][]revBranchElem{}
+	var buf []byte
 	for _, pgid := range res.UnreachedBranches() {
-		n, err := res.File.ReadNode(pgid)
+		n, nb, err := res.File.ReadNodeInto(pgid, buf, int64(res.File.PageSize)*maxBranchPages)
+		buf = nb
 		if err != nil || n.Count == 0 {
 			continue
 		}
-		elems := make([]pagewalk.BranchElement, 0, n.Count)
+		elems := make([]revBranchElem, 0, n.Count)
 		for i := 0; i < int(n.Count); i++ {
 			e, fe := n.Branch(i)
-			if fe != nil || (i > 0 && bytes.Compare(e.Key, elems[i-1].Key) <= 0) {
+			sep, ok := pagewalk.ParseRevision(e.Key)
+			if fe != nil || !ok || (i > 0 && cmpRev(sep, elems[i-1].sep) <= 0) {
 				elems = nil
 				break
 			}
-			elems = append(elems, pagewalk.BranchElement{Key: bytes.Clone(e.Key), Child: e.Child})
+			elems = append(elems, revBranchElem{sep: sep, child: e.Child})
 		}
 		if elems != nil {
 			out[pgid] = elems
@@ -222,9 +255,9 @@ func unreachedBranches(res *pagewalk.Result) map[uint64][]pagewalk.BranchElement
 }
 
 // tileRun finds the live nodes of one damaged range, or nil.
-func tileRun(r damagedRun, cr *carveResult, branches map[uint64][]pagewalk.BranchElement, dead map[string]bool, compact int64) *tiling {
-	inRange := func(first, last []byte) bool {
-		return (r.after == nil || bytes.Compare(first, r.after) > 0) && (r.before == nil || bytes.Compare(last, r.before) < 0)
+func tileRun(r damagedRun, cr *carveResult, branches map[uint64][]revBranchElem, dead map[pagewalk.Revision]bool, compact int64) *tiling {
+	inRange := func(first, last pagewalk.Revision) bool {
+		return (r.after == nil || cmpRev(first, *r.after) > 0) && (r.before == nil || cmpRev(last, *r.before) < 0)
 	}
 	// Level 0: the whole, valid leaves inside the range.
 	level := map[uint64]*tileNode{}
@@ -235,7 +268,7 @@ func tileRun(r damagedRun, cr *carveResult, branches map[uint64][]pagewalk.Branc
 		}
 		n := &tileNode{pgid: lp.pgid, recs: lp.revs}
 		for _, k := range lp.revs {
-			if dead[string(k)] {
+			if dead[k] {
 				n.stale = true
 				break
 			}
@@ -249,15 +282,15 @@ func tileRun(r damagedRun, cr *carveResult, branches map[uint64][]pagewalk.Branc
 		for pgid, elems := range branches {
 			n := &tileNode{pgid: pgid}
 			for j, e := range elems {
-				c := level[e.Child]
+				c := level[e.child]
 				if c == nil {
 					n = nil
 					break
 				}
-				if (j > 0 && bytes.Compare(c.first(), e.Key) < 0) || (j+1 < len(elems) && bytes.Compare(c.last(), elems[j+1].Key) >= 0) {
+				if (j > 0 && cmpRev(c.first(), e.sep) < 0) || (j+1 < len(elems) && cmpRev(c.last(), elems[j+1].sep) >= 0) {
 					n.stale = true
 				}
-				if len(n.recs) > 0 && bytes.Compare(c.first(), n.last()) <= 0 {
+				if len(n.recs) > 0 && cmpRev(c.first(), n.last()) <= 0 {
 					n.stale = true // children out of order: not a page bbolt wrote
 				}
 				n.stale = n.stale || c.stale
@@ -285,31 +318,38 @@ func tileRun(r damagedRun, cr *carveResult, branches map[uint64][]pagewalk.Branc
 				stale++
 			}
 		}
-		tilingHook(fmt.Sprintf("range %x..%x: %d lost children at level %d, %d candidates (%d stale), %d answers", r.after, r.before, r.m, r.level, len(nodes), stale, len(sols)))
+		tilingHook(fmt.Sprintf("range %s..%s: %d lost children at level %d, %d candidates (%d stale), %d answers", boundString(r.after), boundString(r.before), r.m, r.level, len(nodes), stale, len(sols)))
 	}
 	if len(sols) == 0 {
 		return nil
 	}
 	// Live: on a node of every answer. Compacted: on none. Else unknown.
-	t := &tiling{after: r.after, before: r.before, live: map[string]bool{}, maybe: map[string]bool{}, findings: r.findings}
-	count := map[string]int{}
+	// One answer (the usual case): its records are the live ones, no
+	// count needed (a range can hold millions of records).
+	t := &tiling{after: r.after, before: r.before, maybe: map[pagewalk.Revision]bool{}, findings: r.findings}
+	if len(sols) == 1 {
+		for _, n := range sols[0].nodes {
+			t.recs = append(t.recs, n.recs...)
+		}
+		return t
+	}
+	count := map[pagewalk.Revision]int{}
 	for _, sol := range sols {
 		for _, n := range sol.nodes {
 			for _, k := range n.recs {
-				count[string(k)]++
+				count[k]++
 			}
 		}
 	}
 	for _, n := range sols[0].nodes {
 		for _, k := range n.recs {
-			if count[string(k)] == len(sols) {
-				t.live[string(k)] = true
+			if count[k] == len(sols) {
 				t.recs = append(t.recs, k)
 			}
 		}
 	}
-	for k := range count {
-		if !t.live[k] {
+	for k, c := range count {
+		if c < len(sols) {
 			t.maybe[k] = true
 		}
 	}
@@ -323,17 +363,17 @@ func tileRun(r damagedRun, cr *carveResult, branches map[uint64][]pagewalk.Branc
 // removed). Where an overlap cannot be settled by content alone, both
 // answers are tried; every distinct answer that fits is returned.
 func resolveTiling(nodes []*tileNode, m int, compact int64) []tileSolution {
-	var above [][]byte // records above the compaction: all must be live
-	seenAbove := map[string]bool{}
+	var above []pagewalk.Revision // records above the compaction: all must be live
+	seenAbove := map[pagewalk.Revision]bool{}
 	for _, n := range nodes {
 		for _, k := range n.recs {
-			if rev, ok := pagewalk.ParseRevision(k); ok && rev.Main > compact && !seenAbove[string(k)] {
-				seenAbove[string(k)] = true
+			if k.Main > compact && !seenAbove[k] {
+				seenAbove[k] = true
 				above = append(above, k)
 			}
 		}
 	}
-	sort.Slice(above, func(i, j int) bool { return bytes.Compare(above[i], above[j]) < 0 })
+	sort.Slice(above, func(i, j int) bool { return revKeyLess(above[i], above[j]) })
 	var cur []*tileNode
 	seen := map[string]bool{}
 	sort.Slice(nodes, func(i, j int) bool { return nodes[i].pgid < nodes[j].pgid })
@@ -341,14 +381,14 @@ func resolveTiling(nodes []*tileNode, m int, compact int64) []tileSolution {
 		if n.stale || lacksAnyAbove(n, above) {
 			continue
 		}
-		sig := string(bytes.Join(n.recs, nil))
+		sig := recsSignature(n.recs)
 		if seen[sig] {
 			continue
 		}
 		seen[sig] = true
 		cur = append(cur, n)
 	}
-	sort.Slice(cur, func(i, j int) bool { return bytes.Compare(cur[i].first(), cur[j].first()) < 0 })
+	sort.Slice(cur, func(i, j int) bool { return revKeyLess(cur[i].first(), cur[j].first()) })
 	s := &tileSearch{m: m, compact: compact, above: above, budget: maxTilingStates}
 	s.search(cur)
 	if s.budget < 0 {
@@ -362,9 +402,9 @@ func resolveTiling(nodes []*tileNode, m int, compact int64) []tileSolution {
 // removed, and a live node holds every record inside its span (a live
 // branch's children tile it): n is not live (a stale branch whose children
 // were rewritten since, an older copy of a leaf).
-func lacksAnyAbove(n *tileNode, above [][]byte) bool {
-	i := sort.Search(len(above), func(i int) bool { return bytes.Compare(above[i], n.first()) > 0 })
-	for ; i < len(above) && bytes.Compare(above[i], n.last()) < 0; i++ {
+func lacksAnyAbove(n *tileNode, above []pagewalk.Revision) bool {
+	i := sort.Search(len(above), func(i int) bool { return cmpRev(above[i], n.first()) > 0 })
+	for ; i < len(above) && cmpRev(above[i], n.last()) < 0; i++ {
 		if !n.has(above[i]) {
 			return true
 		}
@@ -378,7 +418,7 @@ const maxTilingStates = 512
 type tileSearch struct {
 	m         int
 	compact   int64
-	above     [][]byte
+	above     []pagewalk.Revision
 	budget    int
 	solutions []tileSolution
 }
@@ -419,21 +459,21 @@ func (s *tileSearch) accept(cur []*tileNode) {
 			return
 		}
 	}
-	var sig []byte
+	var sig string
 	for _, n := range cur {
-		sig = append(sig, bytes.Join(n.recs, nil)...)
+		sig += recsSignature(n.recs)
 	}
 	for _, old := range s.solutions {
-		if old.sig == string(sig) {
+		if old.sig == sig {
 			return
 		}
 	}
-	s.solutions = append(s.solutions, tileSolution{nodes: cur, sig: string(sig)})
+	s.solutions = append(s.solutions, tileSolution{nodes: cur, sig: sig})
 }
 
 // onAny reports whether some node of cur (sorted, disjoint) holds k.
-func onAny(cur []*tileNode, k []byte) bool {
-	i := sort.Search(len(cur), func(i int) bool { return bytes.Compare(cur[i].last(), k) >= 0 })
+func onAny(cur []*tileNode, k pagewalk.Revision) bool {
+	i := sort.Search(len(cur), func(i int) bool { return cmpRev(cur[i].last(), k) >= 0 })
 	return i < len(cur) && cur[i].has(k)
 }
 
@@ -479,8 +519,8 @@ func (s *tileSearch) older(cur []*tileNode, a, b int) []int {
 	extra := minus(cur[big], cur[small])
 	after, elsewhere, anyAbove := true, true, false
 	for _, k := range extra {
-		after = after && bytes.Compare(k, cur[small].last()) > 0
-		if rev, ok := pagewalk.ParseRevision(k); ok && rev.Main > s.compact {
+		after = after && cmpRev(k, cur[small].last()) > 0
+		if k.Main > s.compact {
 			anyAbove = true
 		}
 		if elsewhere {
@@ -504,10 +544,10 @@ func (s *tileSearch) older(cur []*tileNode, a, b int) []int {
 func subset(a, b *tileNode) bool {
 	i := 0
 	for _, k := range a.recs {
-		for i < len(b.recs) && bytes.Compare(b.recs[i], k) < 0 {
+		for i < len(b.recs) && cmpRev(b.recs[i], k) < 0 {
 			i++
 		}
-		if i == len(b.recs) || !bytes.Equal(b.recs[i], k) {
+		if i == len(b.recs) || b.recs[i] != k {
 			return false
 		}
 	}
@@ -515,8 +555,8 @@ func subset(a, b *tileNode) bool {
 }
 
 // minus returns the records of b that a lacks (a is a subset of b).
-func minus(b, a *tileNode) [][]byte {
-	var out [][]byte
+func minus(b, a *tileNode) []pagewalk.Revision {
+	var out []pagewalk.Revision
 	for _, k := range b.recs {
 		if !a.has(k) {
 			out = append(out, k)
@@ -531,10 +571,10 @@ func minus(b, a *tileNode) [][]byte {
 func overlapping(cur []*tileNode) (int, int) {
 	maxAt := 0
 	for i := 1; i < len(cur); i++ {
-		if bytes.Compare(cur[i].first(), cur[maxAt].last()) <= 0 {
+		if cmpRev(cur[i].first(), cur[maxAt].last()) <= 0 {
 			return maxAt, i
 		}
-		if bytes.Compare(cur[i].last(), cur[maxAt].last()) > 0 {
+		if cmpRev(cur[i].last(), cur[maxAt].last()) > 0 {
 			maxAt = i
 		}
 	}
@@ -545,14 +585,34 @@ func overlapping(cur []*tileNode) (int, int) {
 // compaction that x lacks.
 func (s *tileSearch) lacksAbove(x, y *tileNode) bool {
 	for _, k := range y.recs {
-		if bytes.Compare(k, x.first()) <= 0 || bytes.Compare(k, x.last()) >= 0 {
+		if cmpRev(k, x.first()) <= 0 || cmpRev(k, x.last()) >= 0 {
 			continue
 		}
-		if rev, ok := pagewalk.ParseRevision(k); ok && rev.Main > s.compact && !x.has(k) {
+		if k.Main > s.compact && !x.has(k) {
 			return true
 		}
 	}
 	return false
+}
+
+// recsSignature is a string that is equal for equal record lists.
+func recsSignature(recs []pagewalk.Revision) string {
+	b := make([]byte, 0, 17*len(recs))
+	var buf [18]byte
+	for _, r := range recs {
+		k := revisionKeyInto(&buf, r)
+		b = append(b, byte(len(k)))
+		b = append(b, k...)
+	}
+	return string(b)
+}
+
+// boundString shows an open range bound.
+func boundString(b *pagewalk.Revision) string {
+	if b == nil {
+		return "(open)"
+	}
+	return b.String()
 }
 
 // tilingHook, when set (by tests), is told how each damaged range went.

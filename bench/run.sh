@@ -154,6 +154,9 @@ if [ "$DAMAGED" = 1 ]; then
 fi
 if [ "$REPAIR" = 1 ]; then
 	measure "repair, small WAL" "dd conv=fsync (write floor)" "$BIN/boltfix" repair "$DIR" --out "$OUT"
+	# boltfix's own work, without the etcd it starts on a copy to check
+	# the result (etcd's start on a multi-GiB db is etcd's own time).
+	measure "repair, no start check" "dd conv=fsync (write floor)" "$BIN/boltfix" repair "$DIR" --out "$OUT" --skip-start-check
 fi
 if [ "$BBOLT" = 1 ]; then
 	measure "bbolt check" "cat (read floor)" "$BIN/bbolt" check "$DB"

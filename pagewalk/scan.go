@@ -425,3 +425,13 @@ func (r *Result) LostKeyRanges(name string) [][2][]byte {
 	}
 	return out
 }
+
+// ElementCount is the element count page pgid's header claims (0 for a
+// page out of range). It bounds what a reader of the page can find; it is
+// not checked against the node's size.
+func (r *Result) ElementCount(pgid uint64) int {
+	if pgid >= uint64(len(r.c.sums)) {
+		return 0
+	}
+	return int(r.c.sums[pgid].count)
+}

@@ -77,6 +77,8 @@ type carveResult struct {
 	recs []carved
 	// names holds the etcd keys of recs and outside (carved.key).
 	names *spill.Bytes
+	// spill is where tables that grow with the damage go (the scan's).
+	spill *spill.Dir
 	// held are the values chosen among differing copies (carved.held).
 	held      [][]byte
 	pages     int
@@ -94,10 +96,12 @@ type carveResult struct {
 	// leaves (every element a revision record that decodes, in order):
 	// the evidence about compaction and the candidates of a live tiling.
 	leaves []leafPage
-	// witness holds, per etcd key, the revisions of records on unreached
-	// pages inside the intact tree's range: they add nothing to the output
-	// but prove their key had a newer record (docs/recovery.md §3, "Evidence about a carved record").
-	witness map[string][]pagewalk.Revision
+	// witness holds, per etcd key, the newest revision at or below the
+	// compaction of a record on an unreached page inside the intact
+	// tree's range (keyState.maxLE): such records add nothing to the
+	// output but prove their key had a newer record (docs/recovery.md §3,
+	// "Evidence about a carved record"). Only the newest matters.
+	witness keyTable
 	// copies lists, per revision key, every carved copy of that record
 	// (docs/recovery.md §3, "Damage that hides in values").
 	copies copyIndex
@@ -195,20 +199,32 @@ func (l *leafPage) last() pagewalk.Revision  { return l.revs[len(l.revs)-1] }
 // buckets (whose keys may happen to be 17 bytes) are not mistaken for it.
 // A cancelled ctx ends the loop early; the caller checks ctx after it.
 func carve(ctx context.Context, res *pagewalk.Result, progress Counter, needAll bool) *carveResult {
-	cr := &carveResult{witness: map[string][]pagewalk.Revision{}, rd: valueReader{res: res}, names: spill.NewBytes(res.Spill()), closedAt: map[int64]int64{}}
-	// Keyed by revision (no string per record: a damaged db of a few GiB
-	// carves millions).
-	differ := map[pagewalk.Revision]bool{}
-	byRev := map[pagewalk.Revision]int{}
+	sp := res.Spill()
+	cr := &carveResult{witness: newKeyTable(sp), rd: valueReader{res: res}, names: spill.NewBytes(sp), spill: sp, closedAt: map[int64]int64{}}
+	compact, _ := compactRevision(res, res.Report.Etcd)
 	pageEdges := map[uint64][2]pagewalk.Revision{}
 	need := neededRanges(res)
 	if needAll {
 		need = keyRanges{all: true}
 	}
-	outsideSeen := map[string]bool{}
 	var buf []byte
 	cands := res.CarveCandidates()
 	cr.cands = len(cands)
+	// A damaged db of a few GiB carves millions of records: every table
+	// of them is pointer-free and, for a large input, spilled (package
+	// spill), sized by the elements the candidates' headers claim, capped
+	// by what the file can hold (a hostile header past the cap only moves
+	// the table to the heap). Copies of one revision are settled after
+	// carving, by sorting, not through a map.
+	bound := 0
+	for _, pgid := range cands {
+		bound += res.ElementCount(pgid)
+	}
+	bound = int(min(int64(bound), 2*res.File.Size()/pagewalk.LeafElementSize+1))
+	cr.recs = spill.Slice[carved](sp, bound)
+	cr.outside = spill.Slice[carved](sp, bound)
+	cr.copies.pending = spill.Slice[copyEntry](sp, bound)
+	leafRevs := spill.Slice[pagewalk.Revision](sp, bound)
 	StartPhase(progress, "carving unreached pages", int64(len(cands)))
 	for i, pgid := range cands {
 		if i%1024 == 0 && Interrupted(ctx, "carving") != nil {
@@ -266,11 +282,12 @@ func carve(ctx context.Context, res *pagewalk.Result, progress Counter, needAll 
 				// it proves its key had a record at that revision.
 				readable-- // judge the page by the records that matter
 				if err == nil {
-					cr.witness[string(kv.Key)] = append(cr.witness[string(kv.Key)], rev)
-					if !outsideSeen[string(e.Key)] {
-						outsideSeen[string(e.Key)] = true
-						cr.outside = append(cr.outside, carved{rev: rev, key: cr.names.Add(kv.Key), lease: kv.Lease, page: pgid})
+					if rev.Main <= compact {
+						if s := cr.witness.add(kv.Key); !s.hasLE || revLess(s.maxLE, rev) {
+							s.maxLE, s.hasLE = rev, true
+						}
 					}
+					cr.outside = append(cr.outside, carved{rev: rev, key: cr.names.Add(kv.Key), lease: kv.Lease, page: pgid})
 				}
 				continue
 			}
@@ -283,7 +300,12 @@ func carve(ctx context.Context, res *pagewalk.Result, progress Counter, needAll 
 			goodValues = append(goodValues, e.Value)
 		}
 		if whole {
-			cr.leaves = append(cr.leaves, leafPage{pgid: pgid, revs: revs})
+			// One shared table holds every whole leaf's revisions; a
+			// leaf's slice of it stays valid (a spilled table never moves;
+			// one appended past its capacity leaves the old one in place).
+			from := len(leafRevs)
+			leafRevs = append(leafRevs, revs...)
+			cr.leaves = append(cr.leaves, leafPage{pgid: pgid, revs: leafRevs[from:len(leafRevs):len(leafRevs)]})
 		}
 		if len(good) == 0 || 2*len(good) < readable {
 			continue
@@ -296,31 +318,21 @@ func carve(ctx context.Context, res *pagewalk.Result, progress Counter, needAll 
 			}
 		}
 		for gi, c := range good {
-			if j, ok := byRev[c.rev]; ok {
-				// (The kept copy is read back through cr.rd's own buffer.)
-				if same, err := cr.sameValue(&cr.recs[j], goodValues[gi]); err != nil {
-					cr.err = err
-					return cr
-				} else if same {
-					cr.dups++
-				} else {
-					differ[c.rev] = true
-				}
-				continue
-			}
-			byRev[c.rev] = len(cr.recs)
 			c.key = cr.names.Add(goodKeys[gi])
 			cr.recs = append(cr.recs, c)
 		}
 	}
 	cr.copies.finish()
+	// One record per revision: the first carved copy (lowest page), the
+	// others counted as duplicates or, where they differ, settled below.
+	var differ []int
+	if cr.recs, differ, cr.err = cr.firstCopies(cr.recs); cr.err != nil {
+		return cr
+	}
 	// Carved copies of one revision that differ: keep the one more copies
 	// agree on (a record is immutable; the others were damaged).
-	for i := range cr.recs {
+	for _, i := range differ {
 		c := &cr.recs[i]
-		if !differ[c.rev] {
-			continue
-		}
 		cs := cr.copies.of(c.revKey())
 		v, _, page, why := chooseCopy(res, c.revKey(), c.rev, nil, cs)
 		if v != nil {
@@ -333,9 +345,9 @@ func carve(ctx context.Context, res *pagewalk.Result, progress Counter, needAll 
 		}
 		cr.conflicts = append(cr.conflicts, Conflict{Revision: c.rev, Pages: pages, KeptPage: c.page, KeptFrom: "carved", Different: why})
 	}
-	// Revision keys are canonical: their byte order is revision order.
-	sort.Slice(cr.recs, func(i, j int) bool { return revKeyLess(cr.recs[i].rev, cr.recs[j].rev) })
-	sort.Slice(cr.outside, func(i, j int) bool { return revKeyLess(cr.outside[i].rev, cr.outside[j].rev) })
+	// Outside records: one per revision, the first carved.
+	sortCarved(cr.outside)
+	cr.outside = uniqueRevisions(cr.outside)
 	cr.branchPairs(res, pageEdges)
 	return cr
 }
@@ -428,9 +440,7 @@ func (kr keyRanges) contains(k []byte) bool {
 // sorted by revision key once (stably: the copies of one revision stay in
 // the order they were carved), and looked up by binary search.
 type copyIndex struct {
-	pending []copyEntry
-	revs    []copyRev // sorted; refs[i] is a copy of revs[i]
-	refs    []copyRef
+	pending []copyEntry // appended while carving; sorted by finish
 }
 
 // copyRev is a revision key in numbers: revision keys are canonical
@@ -440,9 +450,11 @@ type copyRev struct {
 	tomb      bool
 }
 
+// copyEntry is one carved copy: its revision and where it is (the copyRef
+// fields are promoted: callers read c.hash, c.page).
 type copyEntry struct {
 	rev copyRev
-	ref copyRef
+	copyRef
 }
 
 func (a copyRev) less(b copyRev) bool {
@@ -459,33 +471,95 @@ func (ci *copyIndex) add(rev pagewalk.Revision, ref copyRef) {
 	ci.pending = append(ci.pending, copyEntry{copyRev{rev.Main, rev.Sub, rev.Tombstone}, ref})
 }
 
-// finish sorts what add gathered; of answers only after it.
+// finish sorts what add gathered, in place; of answers only after it.
 func (ci *copyIndex) finish() {
 	sort.SliceStable(ci.pending, func(i, j int) bool { return ci.pending[i].rev.less(ci.pending[j].rev) })
-	ci.revs = make([]copyRev, len(ci.pending))
-	ci.refs = make([]copyRef, len(ci.pending))
-	for i, e := range ci.pending {
-		ci.revs[i], ci.refs[i] = e.rev, e.ref
-	}
-	ci.pending = nil
 }
 
 // of returns the carved copies of the record at revision key k, in the
 // order they were carved (nil if none, or if k is no revision key). The
 // slice is shared: callers do not change it.
-func (ci *copyIndex) of(k []byte) []copyRef {
+func (ci *copyIndex) of(k []byte) []copyEntry {
 	rev, ok := pagewalk.ParseRevision(k)
 	if !ok {
 		return nil
 	}
 	r := copyRev{rev.Main, rev.Sub, rev.Tombstone}
-	lo := sort.Search(len(ci.revs), func(i int) bool { return !ci.revs[i].less(r) })
+	lo := sort.Search(len(ci.pending), func(i int) bool { return !ci.pending[i].rev.less(r) })
 	hi := lo
-	for hi < len(ci.revs) && ci.revs[hi] == r {
+	for hi < len(ci.pending) && ci.pending[hi].rev == r {
 		hi++
 	}
 	if lo == hi {
 		return nil
 	}
-	return ci.refs[lo:hi:hi]
+	return ci.pending[lo:hi:hi]
+}
+
+// sortCarved sorts records by revision (revision keys are canonical: their
+// byte order is revision order), then by where they were carved: the
+// first copy of a revision comes first.
+func sortCarved(recs []carved) {
+	sort.Slice(recs, func(i, j int) bool {
+		a, b := &recs[i], &recs[j]
+		if a.rev != b.rev {
+			return revKeyLess(a.rev, b.rev)
+		}
+		if a.page != b.page {
+			return a.page < b.page
+		}
+		return a.elem < b.elem
+	})
+}
+
+// uniqueRevisions keeps the first record of each revision of sorted recs.
+func uniqueRevisions(recs []carved) []carved {
+	out := recs[:0]
+	for i := range recs {
+		if i > 0 && recs[i].rev == recs[i-1].rev {
+			continue
+		}
+		out = append(out, recs[i])
+	}
+	return out
+}
+
+// firstCopies sorts recs and keeps one record per revision: the first
+// carved copy. The others are counted as duplicates when their value is
+// the same (its hash, then its bytes read back), else the kept one's index
+// is listed in differ (chooseCopy settles them).
+func (cr *carveResult) firstCopies(recs []carved) (kept []carved, differ []int, err error) {
+	sortCarved(recs)
+	other := valueReader{res: cr.rd.res}
+	out := recs[:0] // written behind the reading position: in place
+	for i := 0; i < len(recs); {
+		first := recs[i]
+		differs := false
+		j := i + 1
+		for ; j < len(recs) && recs[j].rev == first.rev; j++ {
+			same := recs[j].hash == first.hash
+			if same {
+				a, err := cr.rd.alias(&first)
+				if err != nil {
+					return nil, nil, err
+				}
+				b, err := other.alias(&recs[j])
+				if err != nil {
+					return nil, nil, err
+				}
+				same = bytes.Equal(a, b)
+			}
+			if same {
+				cr.dups++
+			} else {
+				differs = true
+			}
+		}
+		if differs {
+			differ = append(differ, len(out))
+		}
+		out = append(out, first)
+		i = j
+	}
+	return out, differ, nil
 }

@@ -87,7 +87,7 @@ func firstEvidence(held []carved, ks *keySpace, cr *carveResult, leases map[int6
 		switch {
 		case c.rev.Tombstone:
 			out[i] = deadTombstone
-		case supersededAtOrBelow(c, cr.etcdKey(&c), ks, cr.witness):
+		case supersededAtOrBelow(c, cr.etcdKey(&c), ks, &cr.witness):
 			out[i] = deadSuperseded
 		case c.lease != 0 && leasesKnown && !leases[c.lease] && !hasAbove(ks, cr.etcdKey(&c)):
 			// The lease went, and its keys with it. Had that happened
@@ -126,16 +126,14 @@ func (l *leafPage) has(k pagewalk.Revision) bool {
 // supersededAtOrBelow reports whether c's key has a newer record at or below
 // the compaction anywhere in the file (reached, carved, or a copy inside
 // the intact tree's range): compaction keeps only the newest.
-func supersededAtOrBelow(c carved, etcdKey []byte, ks *keySpace, witness map[string][]pagewalk.Revision) bool {
+func supersededAtOrBelow(c carved, etcdKey []byte, ks *keySpace, witness *keyTable) bool {
 	if s := ks.keys.get(etcdKey); s != nil && s.hasLE && revLess(c.rev, s.maxLE) {
 		return true
 	}
-	for _, r := range witness[string(etcdKey)] {
-		if r.Main <= ks.compact && revLess(c.rev, r) {
-			return true
-		}
-	}
-	return false
+	// The witnesses kept are the newest at or below the compaction the
+	// carve judged against, ks.compact (compactRevision).
+	s := witness.get(etcdKey)
+	return s != nil && s.hasLE && s.maxLE.Main <= ks.compact && revLess(c.rev, s.maxLE)
 }
 
 // uncertainReason says, for a record with no evidence, why none applied.

@@ -308,8 +308,10 @@ type keySpace struct {
 	// record was decided (written as live, or proven compacted), sorted: a
 	// damaged range below the compaction loses nothing at those.
 	decided []int64
-	// decidedSubs are the sub-revisions decided per main revision.
-	decidedSubs map[int64][]int64
+	// decidedRevs are the revisions decided (main, sub), in the order
+	// decided: a list of numbers, not a map of lists (a damaged db of a
+	// few GiB decides millions); settleDecided sorts it.
+	decidedRevs [][2]int64
 	// distrust says why the walked key bucket was not taken as the last
 	// state (empty: it was).
 	distrust string
@@ -731,25 +733,26 @@ func printableKey(k []byte) string {
 // decide notes that the record at rev was decided (written as live, or
 // proven compacted).
 func (ks *keySpace) decide(rev pagewalk.Revision) {
-	if ks.decidedSubs == nil {
-		ks.decidedSubs = map[int64][]int64{}
-	}
-	ks.decidedSubs[rev.Main] = append(ks.decidedSubs[rev.Main], rev.Sub)
+	ks.decidedRevs = append(ks.decidedRevs, [2]int64{rev.Main, rev.Sub})
 }
 
 // settleDecided keeps, of the decided main revisions, those whose whole
 // transaction is accounted for: sub-revisions 0..n all decided, and some
 // page shows the last one followed by another revision.
 func (ks *keySpace) settleDecided() {
-	for m, subs := range ks.decidedSubs {
-		sort.Slice(subs, func(i, j int) bool { return subs[i] < subs[j] })
+	d := ks.decidedRevs
+	sort.Slice(d, func(i, j int) bool { return d[i][0] < d[j][0] || d[i][0] == d[j][0] && d[i][1] < d[j][1] })
+	for i := 0; i < len(d); {
+		m := d[i][0]
+		j := i
 		ok := true
-		for i, s := range subs {
-			ok = ok && s == int64(i)
+		for ; j < len(d) && d[j][0] == m; j++ {
+			ok = ok && d[j][1] == int64(j-i)
 		}
-		if c, closed := ks.closedAt[m]; ok && closed && c == subs[len(subs)-1] {
+		if c, closed := ks.closedAt[m]; ok && closed && c == d[j-1][1] {
 			ks.decided = append(ks.decided, m)
 		}
+		i = j
 	}
 	sort.Slice(ks.decided, func(i, j int) bool { return ks.decided[i] < ks.decided[j] })
 }

@@ -5,6 +5,7 @@ import (
 	"sort"
 
 	"github.com/boltfix/boltfix/pagewalk"
+	"github.com/boltfix/boltfix/spill"
 )
 
 // The live tiling of a damaged range (docs/recovery.md §3, "The live
@@ -228,28 +229,40 @@ type revBranchElem struct {
 
 // unreachedBranches reads every unreached branch page whose elements all
 // decode to revision keys in ascending order (a key-bucket branch).
+// Every page's elements are a slice of one table (spilled for a large
+// input), sized by the element counts the headers claim, capped by what
+// the file can hold.
 func unreachedBranches(res *pagewalk.Result) map[uint64][]revBranchElem {
 	out := map[uint64][]revBranchElem{}
+	pages := res.UnreachedBranches()
+	bound := 0
+	for _, pgid := range pages {
+		bound += res.ElementCount(pgid)
+	}
+	bound = int(min(int64(bound), 2*res.File.Size()/pagewalk.BranchElementSize+1))
+	all := spill.Slice[revBranchElem](res.Spill(), bound)
 	var buf []byte
-	for _, pgid := range res.UnreachedBranches() {
+	for _, pgid := range pages {
 		n, nb, err := res.File.ReadNodeInto(pgid, buf, int64(res.File.PageSize)*maxBranchPages)
 		buf = nb
 		if err != nil || n.Count == 0 {
 			continue
 		}
-		elems := make([]revBranchElem, 0, n.Count)
-		for i := 0; i < int(n.Count); i++ {
+		from := len(all)
+		ok := true
+		for i := 0; i < int(n.Count) && ok; i++ {
 			e, fe := n.Branch(i)
-			sep, ok := pagewalk.ParseRevision(e.Key)
-			if fe != nil || !ok || (i > 0 && cmpRev(sep, elems[i-1].sep) <= 0) {
-				elems = nil
-				break
+			sep, sok := pagewalk.ParseRevision(e.Key)
+			ok = fe == nil && sok && (i == 0 || cmpRev(sep, all[len(all)-1].sep) > 0)
+			if ok {
+				all = append(all, revBranchElem{sep: sep, child: e.Child})
 			}
-			elems = append(elems, revBranchElem{sep: sep, child: e.Child})
 		}
-		if elems != nil {
-			out[pgid] = elems
+		if !ok {
+			all = all[:from]
+			continue
 		}
+		out[pgid] = all[from:len(all):len(all)]
 	}
 	return out
 }
@@ -277,16 +290,34 @@ func tileRun(r damagedRun, cr *carveResult, branches map[uint64][]revBranchElem,
 	}
 	// Up to the lost children's level: branches whose every child is a
 	// candidate one level down, inside its separators.
+	// A branch's records are its children's, copied into one table per
+	// level (in a spill file for a large input: a damaged db of a few GiB
+	// has millions under one lost pointer).
 	for h := 1; h <= r.level; h++ {
 		up := map[uint64]*tileNode{}
+		total := 0
+		for _, elems := range branches {
+			for _, e := range elems {
+				if c := level[e.child]; c != nil {
+					total += len(c.recs)
+				}
+			}
+		}
+		levelRecs := spill.Slice[pagewalk.Revision](cr.spill, total)
 		for pgid, elems := range branches {
 			n := &tileNode{pgid: pgid}
-			for j, e := range elems {
-				c := level[e.child]
-				if c == nil {
+			from := len(levelRecs)
+			for _, e := range elems {
+				if level[e.child] == nil {
 					n = nil
 					break
 				}
+			}
+			if n == nil {
+				continue
+			}
+			for j, e := range elems {
+				c := level[e.child]
 				if (j > 0 && cmpRev(c.first(), e.sep) < 0) || (j+1 < len(elems) && cmpRev(c.last(), elems[j+1].sep) >= 0) {
 					n.stale = true
 				}
@@ -294,7 +325,8 @@ func tileRun(r damagedRun, cr *carveResult, branches map[uint64][]revBranchElem,
 					n.stale = true // children out of order: not a page bbolt wrote
 				}
 				n.stale = n.stale || c.stale
-				n.recs = append(n.recs, c.recs...)
+				levelRecs = append(levelRecs, c.recs...)
+				n.recs = levelRecs[from:len(levelRecs):len(levelRecs)]
 			}
 			if n == nil || len(n.recs) == 0 || !inRange(n.first(), n.last()) {
 				continue

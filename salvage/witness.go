@@ -104,7 +104,7 @@ func pageOf(f pagewalk.Finding) string {
 // any) against the carved copies. The value more copies agree on wins;
 // between equals, one that decodes consistently, then the reached one. It
 // returns the value to write, where it came from, and why.
-func chooseCopy(res *pagewalk.Result, revKey []byte, rev pagewalk.Revision, reached []byte, copies []copyRef) ([]byte, string, uint64, string) {
+func chooseCopy(res *pagewalk.Result, revKey []byte, rev pagewalk.Revision, reached []byte, copies []copyEntry) ([]byte, string, uint64, string) {
 	type group struct {
 		hash  uint64
 		n     int
@@ -192,7 +192,7 @@ func readCopy(res *pagewalk.Result, pgid uint64, revKey []byte) []byte {
 }
 
 // countHash counts the copies whose value hashes to h.
-func countHash(cs []copyRef, h uint64) int {
+func countHash(cs []copyEntry, h uint64) int {
 	n := 0
 	for _, c := range cs {
 		if c.hash == h {

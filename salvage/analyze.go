@@ -1,7 +1,10 @@
 package salvage
 
 import (
+	"path/filepath"
+
 	"github.com/boltfix/boltfix/pagewalk"
+	"github.com/boltfix/boltfix/spill"
 )
 
 // Analysis is the per-key view of a healthy etcd db against a set of lost
@@ -29,7 +32,10 @@ func Analyze(dbPath string, lost [][2]int64, maxListed int) (*Analysis, error) {
 		return nil, err
 	}
 	defer f.Close()
-	res, err := f.Scan(pagewalk.Options{})
+	// Its tables spill next to the db (a temp dir of boltfix's own).
+	sp := spill.For(filepath.Dir(dbPath), f.Size())
+	defer sp.Close()
+	res, err := f.Scan(pagewalk.Options{Spill: sp})
 	if err != nil {
 		return nil, err
 	}

@@ -374,15 +374,7 @@ func judgeKey(k *Key, u uncertain, last []byte) {
 	}
 }
 
-func revLess(a, b pagewalk.Revision) bool {
-	if a.Main != b.Main {
-		return a.Main < b.Main
-	}
-	if a.Sub != b.Sub {
-		return a.Sub < b.Sub
-	}
-	return !a.Tombstone && b.Tombstone
-}
+func revLess(a, b pagewalk.Revision) bool { return pagewalk.CompareRevisions(a, b) < 0 }
 
 // Newest returns the key's newest put (nil if it has none).
 func (k *Key) Newest() *Version {

@@ -59,3 +59,28 @@ func RevisionKey(r Revision) []byte {
 	}
 	return b
 }
+
+// CompareRevisions orders a and b as their revision keys' bytes compare
+// (RevisionKey: main, then sub, then a put before a tombstone); -1, 0, 1.
+// Main and sub of a decoded key are never negative, so the numbers order
+// as the big-endian bytes do.
+func CompareRevisions(a, b Revision) int {
+	switch {
+	case a.Main != b.Main:
+		return cmpInt(a.Main, b.Main)
+	case a.Sub != b.Sub:
+		return cmpInt(a.Sub, b.Sub)
+	case a.Tombstone == b.Tombstone:
+		return 0
+	case b.Tombstone:
+		return -1
+	}
+	return 1
+}
+
+func cmpInt(a, b int64) int {
+	if a < b {
+		return -1
+	}
+	return 1
+}

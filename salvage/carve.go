@@ -39,15 +39,7 @@ func (cr *carveResult) etcdKey(c *carved) []byte { return cr.names.Get(c.key) }
 
 // revKeyLess orders revisions as their revision keys' bytes: by main, sub,
 // then a put before a tombstone.
-func revKeyLess(a, b pagewalk.Revision) bool {
-	if a.Main != b.Main {
-		return a.Main < b.Main
-	}
-	if a.Sub != b.Sub {
-		return a.Sub < b.Sub
-	}
-	return !a.Tombstone && b.Tombstone
-}
+func revKeyLess(a, b pagewalk.Revision) bool { return pagewalk.CompareRevisions(a, b) < 0 }
 
 // revKey returns c's revision key (a new slice).
 func (c *carved) revKey() []byte { return pagewalk.RevisionKey(c.rev) }

@@ -74,15 +74,7 @@ func (t *tiling) isLive(k pagewalk.Revision) bool {
 // cmpRev orders revisions as their revision keys' bytes (revKeyLess).
 // The records of a tiling are revisions, not keys: a damaged db of a few
 // GiB holds millions of them, and a Revision holds no pointer.
-func cmpRev(a, b pagewalk.Revision) int {
-	switch {
-	case revKeyLess(a, b):
-		return -1
-	case revKeyLess(b, a):
-		return 1
-	}
-	return 0
-}
+func cmpRev(a, b pagewalk.Revision) int { return pagewalk.CompareRevisions(a, b) }
 
 // tileNode is a candidate for one live child: a leaf, or a branch whose
 // whole subtree is made of candidates.

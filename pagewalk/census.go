@@ -170,18 +170,13 @@ func (c *census) run(counter Counter) error {
 	// not written), else on the heap presized for a typical etcd db (most
 	// pages leaves, a few branches, two short keys a leaf): growing these
 	// by doubling cost a copy of everything kept so far, several times.
+	c.sums = spill.Zeroed[pageSum](c.spill, int(npages))
 	if c.spill.Enabled() {
-		if c.sums = spill.Slice[pageSum](c.spill, int(npages)); c.sums != nil {
-			c.sums = c.sums[:npages]
-		}
 		c.leaves = spill.Slice[leafInfo](c.spill, int(npages))
 		c.branches = spill.Slice[branchInfo](c.spill, int(npages))
 		c.belems = spill.Slice[branchElem](c.spill, int(f.size/BranchElementSize)+1)
 		c.lbuckets = spill.Slice[leafBucket](c.spill, int(f.size/LeafElementSize)+1)
 		c.arena = spill.Slice[byte](c.spill, int(c.arenaLimit()))
-	}
-	if c.sums == nil {
-		c.sums = make([]pageSum, npages)
 	}
 	if c.leaves == nil {
 		c.leaves = make([]leafInfo, 0, npages/2+1)

@@ -80,16 +80,7 @@ type walker struct {
 func newWalker(c *census, hwm, freelist uint64) *walker {
 	n := len(c.sums)
 	w := &walker{c: c, f: c.f, hwm: hwm, freelist: freelist}
-	if w.reach = spill.Slice[uint8](c.spill, n); w.reach != nil {
-		w.reach = w.reach[:n]
-	} else {
-		w.reach = make([]uint8, n)
-	}
-	if w.owner = spill.Slice[int32](c.spill, n); w.owner != nil {
-		w.owner = w.owner[:n]
-	} else {
-		w.owner = make([]int32, n)
-	}
+	w.reach, w.owner = spill.Zeroed[uint8](c.spill, n), spill.Zeroed[int32](c.spill, n)
 	for i := range w.owner {
 		w.owner[i] = -1
 	}

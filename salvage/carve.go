@@ -435,37 +435,20 @@ type copyIndex struct {
 	pending []copyEntry // appended while carving; sorted by finish
 }
 
-// copyRev is a revision key in numbers: revision keys are canonical
-// (pagewalk.ParseRevision), so this orders as the key's bytes do.
-type copyRev struct {
-	main, sub int64
-	tomb      bool
-}
-
 // copyEntry is one carved copy: its revision and where it is (the copyRef
 // fields are promoted: callers read c.hash, c.page).
 type copyEntry struct {
-	rev copyRev
+	rev pagewalk.Revision
 	copyRef
 }
 
-func (a copyRev) less(b copyRev) bool {
-	if a.main != b.main {
-		return a.main < b.main
-	}
-	if a.sub != b.sub {
-		return a.sub < b.sub
-	}
-	return !a.tomb && b.tomb
-}
-
 func (ci *copyIndex) add(rev pagewalk.Revision, ref copyRef) {
-	ci.pending = append(ci.pending, copyEntry{copyRev{rev.Main, rev.Sub, rev.Tombstone}, ref})
+	ci.pending = append(ci.pending, copyEntry{rev, ref})
 }
 
 // finish sorts what add gathered, in place; of answers only after it.
 func (ci *copyIndex) finish() {
-	sort.SliceStable(ci.pending, func(i, j int) bool { return ci.pending[i].rev.less(ci.pending[j].rev) })
+	sort.SliceStable(ci.pending, func(i, j int) bool { return revKeyLess(ci.pending[i].rev, ci.pending[j].rev) })
 }
 
 // of returns the carved copies of the record at revision key k, in the
@@ -476,10 +459,9 @@ func (ci *copyIndex) of(k []byte) []copyEntry {
 	if !ok {
 		return nil
 	}
-	r := copyRev{rev.Main, rev.Sub, rev.Tombstone}
-	lo := sort.Search(len(ci.pending), func(i int) bool { return !ci.pending[i].rev.less(r) })
+	lo := sort.Search(len(ci.pending), func(i int) bool { return !revKeyLess(ci.pending[i].rev, rev) })
 	hi := lo
-	for hi < len(ci.pending) && ci.pending[hi].rev == r {
+	for hi < len(ci.pending) && ci.pending[hi].rev == rev {
 		hi++
 	}
 	if lo == hi {

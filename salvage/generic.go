@@ -108,15 +108,10 @@ func fromScanGeneric(res *pagewalk.Result, in, out string, opts Options) (*Repor
 		return nil, err
 	}
 
-	tmp, err := tempPath(out)
+	tmp, w, err := openOutput(out, res, opts)
 	if err != nil {
 		return nil, err
 	}
-	w, err := newDBWriter(tmp, res.File.Size())
-	if err != nil {
-		return nil, err
-	}
-	w.ctx = opts.Context
 	published := false
 	defer func() {
 		if !published {

@@ -101,15 +101,10 @@ func fromScan(res *pagewalk.Result, in, out string, opts Options, distrust strin
 	rep.Layout = res.Report.Layout
 	rep.CompactRevision, rep.CompactSource = compactRevision(res, etcd)
 
-	tmp, err := tempPath(out)
+	tmp, w, err := openOutput(out, res, opts)
 	if err != nil {
 		return nil, err
 	}
-	w, err := newDBWriter(tmp, res.File.Size())
-	if err != nil {
-		return nil, err
-	}
-	w.ctx = opts.Context
 	StartPhase(opts.Progress, "writing the new db", -1)
 	// Whatever ends this early (an error, an interrupt, a panic from a bug
 	// on its way to the CLI's recover) leaves no temp file behind.

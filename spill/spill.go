@@ -99,6 +99,15 @@ func Slice[T any](d *Dir, n int) []T {
 	return unsafe.Slice((*T)(unsafe.Pointer(&mem[0])), n)[:0]
 }
 
+// Zeroed returns a slice of n zero Ts: spilled as Slice would, else on
+// the heap.
+func Zeroed[T any](d *Dir, n int) []T {
+	if s := Slice[T](d, n); s != nil {
+		return s[:n] // a new sparse file reads as zeros
+	}
+	return make([]T, n)
+}
+
 // Err is the first error met making a spill file (its arrays then stayed
 // on the heap), or nil.
 func (d *Dir) Err() error {

@@ -43,6 +43,12 @@ type Config struct {
 	// RevisionBump > 0.
 	RevisionBump  uint64
 	MarkCompacted bool
+	// TakeDB: the db at dbPath is the caller's to give away (a scratch
+	// file on the output's file system). It is moved into the member dir
+	// and changed there, with etcd's own code, instead of copied first as
+	// etcdutl's restore does (restoreInPlace): on a db of a few GiB the
+	// copy cost as much as writing the db.
+	TakeDB bool
 }
 
 // Result describes the member dir written.
@@ -68,8 +74,9 @@ var ErrIndexAboveCommit = errors.New("memberdir: consistent_index above the WAL 
 // Write writes a data dir etcd starts from (outDir/member/{snap,wal})
 // around the healthy db at dbPath, with etcdutl's snapshot restore: a copy of
 // the db, a new single-member membership, a fresh WAL and .snap, and
-// consistent_index set to the new WAL's commit index. dbPath is not changed:
-// Restore copies it before opening the copy with bbolt (copyAndVerifyDB).
+// consistent_index set to the new WAL's commit index. dbPath is not changed
+// (Restore copies it before opening the copy with bbolt, copyAndVerifyDB)
+// unless cfg.TakeDB gives it away.
 // outDir must not exist or be empty.
 func Write(dbPath, outDir string, cfg Config) (*Result, error) {
 	lg := cfg.Logger
@@ -95,18 +102,24 @@ func Write(dbPath, outDir string, cfg Config) (*Result, error) {
 	for _, u := range res.PeerURLs {
 		ic = append(ic, res.Name+"="+u)
 	}
-	err := snapshot.NewV3(lg).Restore(snapshot.RestoreConfig{
-		SnapshotPath:        dbPath,
-		Name:                res.Name,
-		OutputDataDir:       outDir,
-		PeerURLs:            res.PeerURLs,
-		InitialCluster:      strings.Join(ic, ","),
-		InitialClusterToken: token,
-		// A db boltfix wrote has no sha256 trailer.
-		SkipHashCheck: true,
-		RevisionBump:  cfg.RevisionBump,
-		MarkCompacted: cfg.MarkCompacted,
-	})
+	var err error
+	if cfg.TakeDB {
+		err = restoreInPlace(lg, dbPath, outDir, restoreConfig{name: res.Name, token: token, initialCluster: strings.Join(ic, ","),
+			peerURLs: res.PeerURLs, bump: cfg.RevisionBump, markCompacted: cfg.MarkCompacted})
+	} else {
+		err = snapshot.NewV3(lg).Restore(snapshot.RestoreConfig{
+			SnapshotPath:        dbPath,
+			Name:                res.Name,
+			OutputDataDir:       outDir,
+			PeerURLs:            res.PeerURLs,
+			InitialCluster:      strings.Join(ic, ","),
+			InitialClusterToken: token,
+			// A db boltfix wrote has no sha256 trailer.
+			SkipHashCheck: true,
+			RevisionBump:  cfg.RevisionBump,
+			MarkCompacted: cfg.MarkCompacted,
+		})
+	}
 	if err != nil {
 		return nil, fmt.Errorf("restore member dir: %w", err)
 	}

@@ -2,10 +2,11 @@ package repair
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -54,8 +55,8 @@ func startCheck(dataDir string) (int, int64, error) {
 	case <-e.Server.ReadyNotify():
 	case err := <-e.Err():
 		return 0, 0, fmt.Errorf("etcd stopped: %w", err)
-	case <-time.After(60 * time.Second):
-		return 0, 0, errors.New("etcd did not become ready within 60s (consistent_index above the WAL commit?)")
+	case <-time.After(readyTimeout(dataDir)):
+		return 0, 0, fmt.Errorf("etcd did not become ready within %s (consistent_index above the WAL commit?)", readyTimeout(dataDir))
 	}
 	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{curl.String()}, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
 	if err != nil {
@@ -73,6 +74,19 @@ func startCheck(dataDir string) (int, int64, error) {
 
 // memberName is the name the check passes to etcd; with an existing WAL
 // etcd takes its identity from the WAL, so any name works.
+// readyTimeout is how long the start check waits for etcd to serve: a
+// minute, plus what etcd needs to rebuild its index from every record of a
+// big db (about 15 s per GiB on a 5 GiB db here, the copy included; 30 s per GiB
+// leaves room for a slower node). A fixed minute failed a healthy 5 GiB
+// repair on a loaded machine.
+func readyTimeout(dataDir string) time.Duration {
+	d := 60 * time.Second
+	if st, err := os.Stat(filepath.Join(dataDir, "member", "snap", "db")); err == nil {
+		d += time.Duration(st.Size()>>20) * 30 * time.Second / 1024
+	}
+	return d
+}
+
 func memberName(string) string { return "boltfix-check" }
 
 func freePorts(n int) ([]int, error) {

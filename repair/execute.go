@@ -40,6 +40,10 @@ type state struct {
 	term     uint64 // the db's term
 	compact  int64
 	sv       *salvage.Report // the salvage's report; nil without a db
+	// bboltChecked delivers bbolt's check of the final db, started by
+	// check-output; whoever needs it last (check-output itself, or the
+	// start check it runs beside) waits for it.
+	bboltChecked chan error
 	audit    *Audit
 	replay   *wal.ReplayResult
 	// walMissing are the entries above the db's consistent_index the WAL

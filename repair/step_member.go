@@ -46,7 +46,10 @@ func writeMemberStep(st *state, rep *Report) (bool, string, error) {
 	}
 	salvage.StartPhase(opts.Progress, "writing the member dir", -1)
 	mres, err := memberdir.Write(st.base, filepath.Join(st.work, "out"), memberdir.Config{Logger: st.lg, Name: name, PeerURLs: urls,
-		InitialClusterToken: opts.InitialClusterToken, WAL: st.log, RevisionBump: bump, MarkCompacted: mark})
+		InitialClusterToken: opts.InitialClusterToken, WAL: st.log, RevisionBump: bump, MarkCompacted: mark,
+		// The base is this repair's own scratch file, next to the output:
+		// moved into the member dir, not copied again.
+		TakeDB: true})
 	if err != nil {
 		return false, "", err
 	}
@@ -59,15 +62,21 @@ func writeMemberStep(st *state, rep *Report) (bool, string, error) {
 // and says of itself.
 func checkOutputStep(st *state, rep *Report) (bool, string, error) {
 	newDB := filepath.Join(st.work, "out", "member", "snap", "db")
+	salvage.StartPhase(st.opts.Progress, "checking the new db", -1)
 	// bbolt's check and the census of the new db each read all of it:
-	// they run side by side, on the two cores a node has at least.
-	checked := make(chan error, 1)
-	go func() { checked <- bboltCheck(newDB) }()
+	// they run side by side, on the two cores a node has at least. bbolt's
+	// check costs the most (the restore's commit, as every etcd commit,
+	// leaves no freelist page: the check first walks the tree to find the
+	// free pages, then walks it again); when etcd's start check follows,
+	// it goes on beside that too (startCheckStep waits for it).
+	st.bboltChecked = make(chan error, 1)
+	go func() { st.bboltChecked <- bboltCheck(newDB) }()
 	an, err := salvage.Analyze(newDB, st.final, 1000)
-	if cerr := <-checked; cerr != nil {
-		return false, "", fmt.Errorf("the new db fails bbolt's check (a bug in boltfix): %w", cerr)
+	if st.opts.SkipStartCheck {
+		if err := waitBboltCheck(st, rep); err != nil {
+			return false, "", err
+		}
 	}
-	rep.Checks.BboltCheck = true
 	if err != nil {
 		return false, "", err
 	}
@@ -94,7 +103,24 @@ func checkOutputStep(st *state, rep *Report) (bool, string, error) {
 	if st.opts.SkipStartCheck {
 		rep.Checks.EtcdCheckSkipped = true
 	}
+	if !st.opts.SkipStartCheck {
+		return true, fmt.Sprintf("%d key records; bbolt's check runs beside the start check", an.Records), nil
+	}
 	return true, fmt.Sprintf("bbolt check passed; %d key records", an.Records), nil
+}
+
+// waitBboltCheck waits for bbolt's check of the final db, once.
+func waitBboltCheck(st *state, rep *Report) error {
+	if st.bboltChecked == nil {
+		return nil
+	}
+	err := <-st.bboltChecked
+	st.bboltChecked = nil
+	if err != nil {
+		return fmt.Errorf("the new db fails bbolt's check (a bug in boltfix): %w", err)
+	}
+	rep.Checks.BboltCheck = true
+	return nil
 }
 
 // startCheckStep starts etcd on a copy of the new member dir.
@@ -109,6 +135,9 @@ func startCheckStep(st *state, rep *Report) (bool, string, error) {
 		return false, "", err
 	}
 	keys, rev, err := check(cp)
+	if cerr := waitBboltCheck(st, rep); cerr != nil {
+		return false, "", cerr
+	}
 	if err != nil {
 		rep.Checks.EtcdError = err.Error()
 		return false, "", fmt.Errorf("etcd did not start on the repaired dir: %w", err)
@@ -120,6 +149,10 @@ func startCheckStep(st *state, rep *Report) (bool, string, error) {
 // publishStep moves the checked member dir into place: the last point
 // where an interrupt (checked before each step) leaves nothing behind.
 func publishStep(st *state, rep *Report) (bool, string, error) {
+	// Nothing is published before bbolt's check of it has passed.
+	if err := waitBboltCheck(st, rep); err != nil {
+		return false, "", err
+	}
 	if err := outfile.PublishDir(filepath.Join(st.work, "out"), st.opts.Out, st.opts.Force); err != nil {
 		return false, "", err
 	}

@@ -18,7 +18,10 @@ import (
 func salvageStep(st *state, rep *Report) (bool, string, error) {
 	p := st.p
 	srep, err := salvage.FromScan(p.scan, p.in.db, st.base, salvage.Options{Aggressive: st.opts.Aggressive, MaxListed: 100,
-		Progress: st.opts.Progress, Context: st.ctx})
+		Progress: st.opts.Progress, Context: st.ctx,
+		// check-output runs bbolt's check on the final db, which holds
+		// every page the salvage wrote plus the restore's.
+		SkipCheck: true})
 	if err != nil {
 		var ie *salvage.InterruptedError
 		if errors.As(err, &ie) {

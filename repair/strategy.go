@@ -106,7 +106,7 @@ func (p *Plan) choose() {
 			"neither the audit nor an anchor settled the base")
 	}
 	add(StepDecideLost, "decide the lost revision ranges and whether the result is proven complete", "")
-	add(StepWriteMember, "write the member dir (db, .snap, WAL) with etcdutl's snapshot restore; bump the revision and mark it compacted when revisions at the top may be lost", "")
+	add(StepWriteMember, "write the member dir (db, .snap, WAL) as etcdutl's snapshot restore does, moving the db in rather than copying it; bump the revision and mark it compacted when revisions at the top may be lost", "")
 	add(StepCheckOutput, "check the new db: bbolt's check, its records, storage version and alarms", "")
 	if !p.opts.SkipStartCheck {
 		add(StepStartCheck, "start etcd on a copy of the new member dir and count the keys it serves", "")

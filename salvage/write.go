@@ -32,7 +32,14 @@ type dbWriter struct {
 	// flush writes committed data back to disk while the next
 	// transactions are built (see writeBack).
 	flush *writeBack
+	// progress, if set, is told about records written, a batch at a time.
+	progress Counter
+	unshown  int64
 }
+
+// progressBatch is how many records the progress counter is told about at
+// once: a bar redraw per record would cost more than the record.
+const progressBatch = 4096
 
 // newDBWriter creates the bbolt file at path; sizeHint is about how large
 // it will grow (the input's size): bbolt maps that much at once instead of
@@ -98,6 +105,10 @@ func (w *dbWriter) put(path [][]byte, k, v []byte, fill float64) error {
 		return err
 	}
 	w.pending += len(k) + len(v)
+	if w.unshown++; w.unshown >= progressBatch && w.progress != nil {
+		w.progress.Add(w.unshown)
+		w.unshown = 0
+	}
 	if w.pending >= txBytes {
 		if err := Interrupted(w.ctx, "writing records"); err != nil {
 			return err

@@ -44,8 +44,8 @@ type state struct {
 	// check-output; whoever needs it last (check-output itself, or the
 	// start check it runs beside) waits for it.
 	bboltChecked chan error
-	audit    *Audit
-	replay   *wal.ReplayResult
+	audit        *Audit
+	replay       *wal.ReplayResult
 	// walMissing are the entries above the db's consistent_index the WAL
 	// lacks.
 	walMissing []wal.Gap

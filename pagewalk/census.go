@@ -195,12 +195,9 @@ func (c *census) run(counter Counter) error {
 		if c.ctx != nil && c.ctx.Err() != nil {
 			return c.ctx.Err()
 		}
-		ch, ok := <-chunks.full
-		if !ok {
-			if chunks.err == nil {
-				return io.ErrUnexpectedEOF
-			}
-			return chunks.err
+		ch, err := chunks.take()
+		if err != nil {
+			return err
 		}
 		buf, n := ch.buf, ch.n
 		for i := 0; i < chunkPages && start+uint64(i) < npages; i++ {
@@ -257,7 +254,7 @@ func (c *census) run(counter Counter) error {
 				c.summarizeLeaf(s, node)
 			}
 		}
-		chunks.free <- ch.buf
+		chunks.release(ch.buf)
 		if counter != nil {
 			counter.Add(int64(min(uint64(chunkPages), npages-start)))
 		}
@@ -271,52 +268,91 @@ type chunk struct {
 	n   int
 }
 
-// reader reads chunks ahead of the census on another goroutine, so that
-// copying the file in and parsing it overlap (two buffers in flight).
+// readers is how many goroutines read chunks: copying the file in is the
+// census's largest cost, and with two readers it is spread over the two
+// cores a node has at least (cat, the floor scan is judged against, copies
+// on one).
+const readers = 2
+
+// reader reads the census's chunks ahead of it on readers goroutines,
+// chunk i on goroutine i%readers, so that copying the file in and parsing
+// it overlap. Each goroutine has buffers of its own, so one that runs
+// ahead never takes the buffer the other needs for the chunk the census
+// waits for.
 type reader struct {
-	full chan chunk
-	free chan []byte
+	full [readers]chan chunk
+	free [readers]chan []byte
+	errs [readers]error // set before full[i] is closed
+	next int            // the chunk the census takes next
 	quit chan struct{}
-	err  error
 }
 
 func readAhead(f *File, npages uint64, chunkPages int) *reader {
 	ps := f.PageSize
-	// Three buffers: one being parsed, one filled and waiting, one being
-	// read into, so a chunk that parses slowly does not stall the reads.
-	const inFlight = 3
-	r := &reader{full: make(chan chunk, inFlight), free: make(chan []byte, inFlight), quit: make(chan struct{})}
-	for i := uint64(0); i < inFlight && i*uint64(chunkPages) < npages; i++ {
-		r.free <- make([]byte, chunkPages*ps)
-	}
-	go func() {
-		defer close(r.full)
-		for start := uint64(0); start < npages; start += uint64(chunkPages) {
-			var buf []byte
-			select {
-			case buf = <-r.free:
-			case <-r.quit:
-				return
-			}
-			n, err := f.readAt(buf, int64(start)*int64(ps))
-			if err != nil {
-				r.err = err
-				return
-			}
-			select {
-			case r.full <- chunk{buf: buf, n: n}:
-			case <-r.quit:
-				return
-			}
+	// Two buffers per goroutine: one being read into while the other
+	// waits to be parsed.
+	const perReader = 2
+	r := &reader{quit: make(chan struct{})}
+	nchunks := (npages + uint64(chunkPages) - 1) / uint64(chunkPages)
+	for g := range readers {
+		r.full[g] = make(chan chunk, perReader)
+		r.free[g] = make(chan []byte, perReader)
+		for i := uint64(0); i < perReader && uint64(g)+i*readers < nchunks; i++ {
+			r.free[g] <- make([]byte, chunkPages*ps)
 		}
-	}()
+		go func() {
+			defer close(r.full[g])
+			for idx := uint64(g); idx < nchunks; idx += readers {
+				var buf []byte
+				select {
+				case buf = <-r.free[g]:
+				case <-r.quit:
+					return
+				}
+				n, err := f.readAt(buf, int64(idx)*int64(chunkPages)*int64(ps))
+				if err != nil {
+					r.errs[g] = err
+					return
+				}
+				select {
+				case r.full[g] <- chunk{buf: buf, n: n}:
+				case <-r.quit:
+					return
+				}
+			}
+		}()
+	}
 	return r
 }
 
-// stop ends the reader early (the census returned an error).
+// take returns the next chunk in file order; a read error, or
+// io.ErrUnexpectedEOF if the readers stopped short.
+func (r *reader) take() (chunk, error) {
+	g := r.next % readers
+	ch, ok := <-r.full[g]
+	if !ok {
+		if r.errs[g] != nil {
+			return chunk{}, r.errs[g]
+		}
+		return chunk{}, io.ErrUnexpectedEOF
+	}
+	r.next++
+	return ch, nil
+}
+
+// release gives a parsed chunk's buffer back to the goroutine it came
+// from (the one before the next to take).
+func (r *reader) release(buf []byte) {
+	r.free[(r.next-1)%readers] <- buf
+}
+
+// stop ends the readers early (the census returned an error) or after
+// the last chunk.
 func (r *reader) stop() {
 	close(r.quit)
-	for range r.full {
+	for g := range readers {
+		for range r.full[g] {
+		}
 	}
 }
 

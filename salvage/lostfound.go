@@ -83,6 +83,9 @@ func (lf *lostFound) add(path [][]byte, hint []byte, r orphanRecord, status page
 
 // get returns the value of k in the bucket at path of the output, or nil.
 func (w *dbWriter) get(path [][]byte, k []byte) []byte {
+	if err := w.drain(); err != nil {
+		return nil
+	}
 	if err := w.begin(); err != nil || len(path) == 0 {
 		return nil
 	}

@@ -456,6 +456,9 @@ func mergeKeyBucket(res *pagewalk.Result, cr *carveResult, w *dbWriter, rep *Rep
 	if _, err := w.bucket(keyPath); err != nil {
 		return nil, err
 	}
+	// From here bbolt works on a goroutine of its own while the records
+	// are judged (writequeue.go); the commit at the end waits for it.
+	w.startQueue()
 	kb := res.Bucket("key")
 	reachedBC := BucketCount{Bucket: []string{"key"}}
 	if kb == nil {

@@ -32,6 +32,8 @@ type dbWriter struct {
 	// flush writes committed data back to disk while the next
 	// transactions are built (see writeBack).
 	flush *writeBack
+	// q, while set, queues puts to a goroutine of their own (writequeue.go).
+	q *putQueue
 	// progress, if set, is told about records written, a batch at a time.
 	progress Counter
 	unshown  int64
@@ -74,6 +76,13 @@ func (w *dbWriter) begin() error {
 // bucket returns (creating) the bucket at path in the open transaction.
 // Sequential revision keys fill pages completely.
 func (w *dbWriter) bucket(path [][]byte) (*bolt.Bucket, error) {
+	if err := w.drain(); err != nil {
+		return nil, err
+	}
+	return w.bucketNow(path)
+}
+
+func (w *dbWriter) bucketNow(path [][]byte) (*bolt.Bucket, error) {
 	if err := w.begin(); err != nil {
 		return nil, err
 	}
@@ -96,7 +105,14 @@ func (w *dbWriter) bucket(path [][]byte) (*bolt.Bucket, error) {
 // holds enough data. bbolt keeps k and v until commit: callers pass
 // copies they do not reuse.
 func (w *dbWriter) put(path [][]byte, k, v []byte, fill float64) error {
-	b, err := w.bucket(path)
+	if w.q != nil {
+		return w.queuePut(path, k, v, fill)
+	}
+	return w.putNow(path, k, v, fill)
+}
+
+func (w *dbWriter) putNow(path [][]byte, k, v []byte, fill float64) error {
+	b, err := w.bucketNow(path)
 	if err != nil {
 		return err
 	}
@@ -113,12 +129,19 @@ func (w *dbWriter) put(path [][]byte, k, v []byte, fill float64) error {
 		if err := Interrupted(w.ctx, "writing records"); err != nil {
 			return err
 		}
-		return w.commit()
+		return w.commitNow()
 	}
 	return nil
 }
 
 func (w *dbWriter) commit() error {
+	if err := w.drain(); err != nil {
+		return err
+	}
+	return w.commitNow()
+}
+
+func (w *dbWriter) commitNow() error {
 	if w.tx == nil {
 		return nil
 	}
@@ -137,7 +160,10 @@ func (w *dbWriter) commit() error {
 // page and stops syncing it at its first commit.
 func (w *dbWriter) close() error {
 	w.done = true
-	err := w.begin()
+	err := w.stopQueue()
+	if err == nil {
+		err = w.begin()
+	}
 	if err == nil {
 		w.db.NoFreelistSync = false
 		err = w.commit()
@@ -159,6 +185,7 @@ func (w *dbWriter) abort() {
 		return
 	}
 	w.done = true
+	_ = w.stopQueue()
 	_ = w.flush.stop()
 	if w.tx != nil {
 		_ = w.tx.Rollback()

@@ -141,7 +141,10 @@ func (r *Result) readRun(pgids []uint64) (nodes []*Node, used int) {
 		total += span
 		used++
 	}
-	if used < 2 {
+	// One page alone is read by readNode; a node with overflow pages is
+	// read here too, in one call where readNode makes two (its header
+	// first, to learn its size, which the census already knows).
+	if used == 0 || used == 1 && r.c.sums[pgids[0]].overflow == 0 {
 		return nil, 0
 	}
 	start := pgids[0]

@@ -57,7 +57,7 @@ func newRepairCommand() *cobra.Command {
 missing), reads DATA_DIR/member/wal, replays the committed entries the salvaged
 state lacks with etcd's own apply code, cross-checks what the replay regenerates
 against the records carved from the db, and writes NEW_DIR/member/{snap,wal}
-with etcdutl's snapshot restore. It checks its own output (bbolt check, the
+the way etcdutl's snapshot restore does, with etcd's own code. It checks its own output (bbolt check, the
 consistent_index against the new WAL, a start of etcd on a copy) before it
 reports success. DATA_DIR is never modified.
 

@@ -127,6 +127,7 @@ func Write(dbPath, outDir string, cfg Config) (*Result, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read back the new WAL: %w", err)
 	}
+	l.Close() // only its records are needed, not its entries' data
 	if l.Metadata != nil {
 		res.MemberID, res.ClusterID = l.Metadata.NodeID, l.Metadata.ClusterID
 	}
@@ -217,8 +218,8 @@ func readMembers(path string) []memberJSON {
 // updates describe (names come from member-attr-set entries).
 func walMembers(l *wal.Log) map[uint64]memberJSON {
 	ms := map[uint64]memberJSON{}
-	for _, e := range l.Entries {
-		d := wal.Decode(e.Entry)
+	for _, me := range l.MembershipEntries() {
+		d := me.Decoded
 		switch {
 		case d.ConfChange != nil:
 			var c wal.ConfMember

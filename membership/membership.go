@@ -280,11 +280,11 @@ func (b *builder) fromWAL(l *wal.Log) []*wal.Entry {
 			voters: s.Voters, learners: s.Learners})
 	}
 	var changes []*wal.Entry
-	for _, e := range l.Entries {
+	for _, me := range l.MembershipEntries() {
+		e, d := me.Entry, me.Decoded
 		if e.GetIndex() > commit {
 			break // never known to be committed
 		}
-		d := wal.Decode(e.Entry)
 		switch {
 		case d.ConfChange != nil:
 			changes = append(changes, e)
@@ -326,7 +326,7 @@ type confContext struct {
 }
 
 func (b *builder) applyConfChange(e *wal.Entry, voters, learners map[uint64]bool) {
-	d := wal.Decode(e.Entry)
+	d := wal.DecodeEntry(e)
 	cc := d.ConfChange
 	if cc == nil {
 		return

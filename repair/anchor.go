@@ -20,7 +20,6 @@ import (
 	"go.etcd.io/etcd/server/v3/lease/leasepb"
 	"go.etcd.io/etcd/server/v3/storage/backend"
 	"go.etcd.io/etcd/server/v3/storage/schema"
-	"go.etcd.io/raft/v3/raftpb"
 	"go.uber.org/zap"
 	"google.golang.org/protobuf/proto"
 )
@@ -135,7 +134,7 @@ func acceptAnchor(st *state, rep *Report, cands []anchor, tag, where string) boo
 			return false // Run reports the interrupt at its next check
 		}
 		path := filepath.Join(st.work, fmt.Sprintf("anchor-%s-%d.db", tag, i))
-		rr, regenerated, ok, why := replayFromAnchor(st.base, path, st.log, a, st, st.lg)
+		rr, cc, ok, why := replayFromAnchor(st.base, path, st.log, a, st, st.lg)
 		if !ok {
 			rep.Notes = append(rep.Notes, fmt.Sprintf("anchor at WAL index %d (revision %d) rejected: %s", a.index, a.rev, why))
 			os.Remove(path)
@@ -143,7 +142,8 @@ func acceptAnchor(st *state, rep *Report, cands []anchor, tag, where string) boo
 		}
 		st.base = path
 		st.replay, rep.Replay = rr, rr
-		rep.Counts.Replayed = len(rr.Records)
+		rep.Counts.Replayed = cc.Records
+		regenerated := cc.Matched
 		rep.Counts.Regenerated = regenerated
 		st.index, st.revision = a.index, a.rev
 		rep.DB.BaseIndex, rep.DB.BaseRevision = a.index, a.rev
@@ -228,7 +228,7 @@ func findAnchors(dbPath string, log *wal.Log, low, compact int64, dbIndex uint64
 		if e.GetIndex() > dbIndex || e.Flag == wal.FlagCRCMismatch {
 			continue
 		}
-		p := anchorPut(wal.Decode(e.Entry))
+		p := anchorPut(wal.DecodeEntry(e))
 		if p == nil {
 			continue
 		}
@@ -275,14 +275,15 @@ func anchorPut(d wal.DecodedEntry) *pb.PutRequest {
 
 // replayFromAnchor builds the store at anchor a from the salvaged records up
 // to a.rev, replays the WAL after it, and checks the replay reproduced every
-// salvaged record above a.rev.
-func replayFromAnchor(salvaged, path string, log *wal.Log, a anchor, st *state, lg *zap.Logger) (*wal.ReplayResult, int, bool, string) {
+// salvaged record above a.rev. The cross-check says what the replay wrote.
+func replayFromAnchor(salvaged, path string, log *wal.Log, a anchor, st *state, lg *zap.Logger) (*wal.ReplayResult, wal.CrossCheck, bool, string) {
+	var cc wal.CrossCheck
 	if err := outfile.CopyFile(salvaged, path); err != nil {
-		return nil, 0, false, err.Error()
+		return nil, cc, false, err.Error()
 	}
 	above, err := cutToAnchor(path, a, lg)
 	if err != nil {
-		return nil, 0, false, err.Error()
+		return nil, cc, false, err.Error()
 	}
 	for k, v := range st.dropped {
 		if rv, ok := pagewalk.ParseRevision([]byte(k)); ok && rv.Main > a.rev {
@@ -292,16 +293,19 @@ func replayFromAnchor(salvaged, path string, log *wal.Log, a anchor, st *state, 
 	rr, err := replayAfter(st.ctx, path, log, a.index, lg)
 	var gap *wal.GapError
 	if err != nil && !errors.As(err, &gap) {
-		return nil, 0, false, err.Error()
+		return nil, cc, false, err.Error()
 	}
-	cc := wal.CompareRecords(rr.Records, func(k []byte) ([]byte, bool) {
+	cc, err = wal.CompareRecords(path, rr.RevisionBefore, func(k []byte) ([]byte, bool) {
 		v, ok := above[string(k)]
 		return v, ok
 	})
-	if len(cc.Differ) > 0 || cc.Matched != len(above) {
-		return nil, 0, false, fmt.Sprintf("the replay reproduced %d of the %d salvaged records above it (%d differ)", cc.Matched, len(above), len(cc.Differ))
+	if err != nil {
+		return nil, cc, false, err.Error()
 	}
-	return rr, cc.Matched, true, ""
+	if len(cc.Differ) > 0 || cc.Matched != len(above) {
+		return nil, cc, false, fmt.Sprintf("the replay reproduced %d of the %d salvaged records above it (%d differ)", cc.Matched, len(above), len(cc.Differ))
+	}
+	return rr, cc, true, ""
 }
 
 // cutToAnchor turns a copy of the salvaged db into the store at the anchor:
@@ -350,19 +354,20 @@ func cutToAnchor(path string, a anchor, lg *zap.Logger) (map[string][]byte, erro
 }
 
 // replayAfter replays onto db every committed entry of log above index
-// after (skipping entries whose CRC failed: a gap stops the replay there),
-// collecting the key records it writes.
+// after (skipping entries whose CRC failed: a gap stops the replay there).
+// The records it writes stay in db: callers read them back from there
+// (wal.CompareRecords above the result's RevisionBefore).
 func replayAfter(ctx context.Context, db string, log *wal.Log, after uint64, lg *zap.Logger) (*wal.ReplayResult, error) {
 	commit := log.CommitIndex()
-	var entries []*raftpb.Entry
+	var entries []*wal.Entry
 	for _, e := range log.Entries {
 		if i := e.GetIndex(); i > after && i <= commit && e.Flag != wal.FlagCRCMismatch {
-			entries = append(entries, e.Entry)
+			entries = append(entries, e)
 		}
 	}
 	var memberID uint64
 	if log.Metadata != nil {
 		memberID = log.Metadata.NodeID
 	}
-	return wal.Replay(db, entries, wal.ReplayOptions{Logger: lg, CommitIndex: commit, MemberID: memberID, CollectRecords: true, Context: ctx})
+	return wal.Replay(db, entries, wal.ReplayOptions{Logger: lg, CommitIndex: commit, MemberID: memberID, Context: ctx})
 }

@@ -1,6 +1,7 @@
 package repair
 
 import (
+	"errors"
 	"fmt"
 
 	"github.com/boltfix/boltfix/wal"
@@ -13,19 +14,23 @@ type auditor struct {
 	a                     *Audit
 	log                   *wal.Log
 	claimed, term, commit uint64
-	win                   []*wal.Entry
-	decoded               []wal.DecodedEntry
-	compaction            *wal.Entry // the newest compaction at or below the limit, if the window starts after it
-	ws                    *writeSet
-	grants, revokes       map[int64][]uint64
-	wanted                map[tripleID]bool
-	wantedKeys, watch     map[string]bool
-	aboves                []abovePut
-	belowCount, used      map[tripleID]int
-	sv                    *storeView
-	newestPresent         uint64
-	missingIdx            []uint64
-	termFailures          int
+	// win is the window of entries, without their data: collect and
+	// evaluate read each entry's again (each), so that the audit holds
+	// one entry's data at a time however long the window is.
+	win               []*wal.Entry
+	compaction        *wal.Entry // the newest compaction at or below the limit, if the window starts after it
+	compactionRev     int64      // the revision it compacted at
+	err               error      // an entry of the window could not be read again
+	ws                *writeSet
+	grants, revokes   map[int64][]uint64
+	wanted            map[tripleID]bool
+	wantedKeys, watch map[string]bool
+	aboves            []abovePut
+	belowCount, used  map[tripleID]int
+	sv                *storeView
+	newestPresent     uint64
+	missingIdx        []uint64
+	termFailures      int
 }
 
 // abovePut is a put of an entry above the claimed index.
@@ -45,6 +50,9 @@ func auditClaims(base string, log *wal.Log, claimed, term uint64) (*Audit, error
 	au.window()
 	au.collect()
 	au.collectAbove()
+	if au.err != nil {
+		return nil, au.err
+	}
 	sv, err := readStore(base, au.wanted, au.wantedKeys, au.watch)
 	if err != nil {
 		return nil, err
@@ -53,9 +61,30 @@ func auditClaims(base string, log *wal.Log, claimed, term uint64) (*Audit, error
 	au.checkTerm()
 	au.checkCompaction()
 	au.evaluate()
+	if au.err != nil {
+		return nil, au.err
+	}
 	au.checkAhead()
 	au.conclude()
 	return au.a, nil
+}
+
+// each calls fn with every window entry's index and decoded data, read
+// again from the WAL one at a time. window decoded them all once: an
+// entry that no longer loads changed under the audit, which stops it.
+func (au *auditor) each(fn func(idx uint64, d wal.DecodedEntry)) {
+	for _, e := range au.win {
+		if au.err != nil {
+			return
+		}
+		d := wal.DecodeEntry(e)
+		var le *wal.LoadError
+		if errors.As(d.Err, &le) {
+			au.err = le
+			return
+		}
+		fn(e.GetIndex(), d)
+	}
 }
 
 // window picks the entries to check. It starts after the newest
@@ -69,7 +98,7 @@ func (au *auditor) window() {
 		if i > limit {
 			break
 		}
-		d := wal.Decode(e.Entry)
+		d := wal.DecodeEntry(e)
 		gap := prev != 0 && i != prev+1
 		prev = i
 		// Entries read after damage in their segment decode, but their
@@ -79,17 +108,16 @@ func (au *auditor) window() {
 		// starts after it.
 		damaged := e.Flag == wal.FlagCRCMismatch || d.Err != nil
 		if damaged || gap {
-			au.win, au.decoded, au.compaction = nil, nil, nil
+			au.win, au.compaction = nil, nil
 			if damaged {
 				continue
 			}
 		}
 		if d.Request != nil && d.Request.Compaction != nil {
-			au.win, au.decoded, au.compaction = nil, nil, e
+			au.win, au.compaction, au.compactionRev = nil, e, d.Request.Compaction.Revision
 			continue
 		}
 		au.win = append(au.win, e)
-		au.decoded = append(au.decoded, d)
 	}
 	if len(au.win) > 0 {
 		au.a.Window = [2]uint64{au.win[0].GetIndex(), au.win[len(au.win)-1].GetIndex()}
@@ -103,10 +131,10 @@ func (au *auditor) want(p *pb.PutRequest) {
 
 // collect records what the window writes and what it wants from the store.
 func (au *auditor) collect() {
-	for i, d := range au.decoded {
-		r, idx := d.Request, au.win[i].GetIndex()
+	au.each(func(idx uint64, d wal.DecodedEntry) {
+		r := d.Request
 		if r == nil {
-			continue
+			return
 		}
 		switch {
 		case r.Put != nil:
@@ -138,7 +166,7 @@ func (au *auditor) collect() {
 			au.revokes[r.LeaseRevoke.ID] = append(au.revokes[r.LeaseRevoke.ID], idx)
 			au.ws.revokes = append(au.ws.revokes, idx)
 		}
-	}
+	})
 }
 
 // collectAbove counts every put the WAL holds at or below the claim, and
@@ -149,7 +177,7 @@ func (au *auditor) collectAbove() {
 		if i > au.commit || e.Flag == wal.FlagCRCMismatch {
 			continue
 		}
-		d := wal.Decode(e.Entry)
+		d := wal.DecodeEntry(e)
 		if d.Request == nil {
 			continue
 		}
@@ -205,7 +233,7 @@ func (au *auditor) checkCompaction() {
 	if au.compaction == nil {
 		return
 	}
-	rev := wal.Decode(au.compaction.Entry).Request.Compaction.Revision
+	rev := au.compactionRev
 	switch {
 	case au.sv.finished >= rev || au.sv.sched >= rev:
 		au.a.Checked++
@@ -279,10 +307,10 @@ func (au *auditor) checkDelete(idx uint64, key []byte) {
 
 // evaluate checks the window's effects, oldest first.
 func (au *auditor) evaluate() {
-	for i, d := range au.decoded {
-		r, idx := d.Request, au.win[i].GetIndex()
+	au.each(func(idx uint64, d wal.DecodedEntry) {
+		r := d.Request
 		if r == nil {
-			continue
+			return
 		}
 		switch {
 		case r.Put != nil:
@@ -310,7 +338,7 @@ func (au *auditor) evaluate() {
 				au.missing(idx, "lease %x revoked, but the store still has it", id)
 			}
 		}
-	}
+	})
 }
 
 // checkTxn checks the branch a txn is known to have taken. A txn whose

@@ -242,7 +242,7 @@ func TestAuditClaimsProperty(t *testing.T) {
 			})
 		})
 		for _, e := range log.Entries {
-			if p := anchorPut(wal.Decode(e.Entry)); p != nil && recs[triple(p.Key, p.Value, p.Lease)] {
+			if p := anchorPut(wal.DecodeEntry(e)); p != nil && recs[triple(p.Key, p.Value, p.Lease)] {
 				out[e.GetIndex()] = true
 			}
 		}

@@ -420,8 +420,11 @@ func writeClusterMembers(chosenDB, out string, voters []membership.Member, ic []
 			return fmt.Errorf("write member %s: %w", m.Name, err)
 		}
 		om := OutputMember{Name: m.Name, DataDir: filepath.Join(opts.Out, m.Name), PeerURLs: m.PeerURLs, OriginalID: m.ID}
-		if l, err := wal.Read(dir); err == nil && l.Metadata != nil {
-			om.MemberID = membership.HexID(l.Metadata.NodeID)
+		if l, err := wal.Read(dir); err == nil {
+			if l.Metadata != nil {
+				om.MemberID = membership.HexID(l.Metadata.NodeID)
+			}
+			l.Close()
 		}
 		if om.MemberID != om.OriginalID {
 			rep.Notes = append(rep.Notes, fmt.Sprintf("%s: new member id %s, was %s: the original cluster used another --initial-cluster-token than %q (harmless: the output is a new cluster)",

@@ -125,6 +125,7 @@ func NewPlan(dataDir string, opts Options) (*Plan, error) {
 	// WALs instead.
 	log, werr := opts.log, error(nil)
 	if log == nil && !in.walMissing {
+		progressPhase(opts, "reading the WAL", -1)
 		log, werr = wal.Read(in.walDir)
 	}
 	if werr != nil && !errors.Is(werr, wal.ErrNoWAL) {
@@ -151,12 +152,22 @@ func NewPlan(dataDir string, opts Options) (*Plan, error) {
 	return p, nil
 }
 
-// Close releases the db the plan holds open.
+// Close releases the db the plan holds open and the WAL segments it read
+// (a WAL handed in through the options is the caller's to close).
 func (p *Plan) Close() error {
-	if p == nil || p.file == nil {
+	if p == nil {
 		return nil
 	}
-	err := p.file.Close()
+	var err error
+	if p.log != nil && p.opts.log == nil {
+		err = p.log.Close()
+	}
+	if p.file == nil {
+		return err
+	}
+	if ferr := p.file.Close(); err == nil {
+		err = ferr
+	}
 	p.file = nil
 	if serr := p.spill.Close(); err == nil {
 		err = serr

@@ -62,26 +62,25 @@ func replay(st *state, rep *Report) error {
 		st.replayed = rr.LastApplied >= commit || rr.ConsistentIndex >= commit
 	}
 	st.replay, rep.Replay = rr, rr
-	rep.Counts.Replayed = len(rr.Records)
-	cc := wal.CompareRecords(rr.Records, func(k []byte) ([]byte, bool) {
+	// The replayed records are read back from the db, one at a time, and
+	// checked against the carved records the cut-back took out.
+	produced := map[string]bool{} // the carved ones among them
+	cc, err := wal.CompareRecords(st.base, rr.RevisionBefore, func(k []byte) ([]byte, bool) {
 		v, ok := st.dropped[string(k)]
+		if ok {
+			produced[string(k)] = true
+		}
 		return v, ok
 	})
+	if err != nil {
+		return fmt.Errorf("replay: %w", err)
+	}
+	rep.Counts.Replayed = cc.Records
 	rep.Counts.Regenerated = cc.Matched
 	rep.Disagreements = append(rep.Disagreements, cc.Differ...)
 	// Carved records above the base that the replay did not produce: the
 	// WAL did not reach them (or they were never committed).
-	produced := map[string]bool{}
-	for _, r := range rr.Records {
-		produced[string(r.Key)] = true
-	}
-	missed := 0
-	for k := range st.dropped {
-		if !produced[k] {
-			missed++
-		}
-	}
-	if missed > 0 {
+	if missed := len(st.dropped) - len(produced); missed > 0 {
 		rep.Notes = append(rep.Notes, fmt.Sprintf("%d carved records above the base revision were not produced by the replay (never committed, or past the WAL's reach)", missed))
 	}
 	return nil
@@ -119,28 +118,32 @@ func replayFull(st *state, rep *Report) error {
 	rep.DB.Strategy = fmt.Sprintf("the WAL holds every entry from index 1 to its commit %d: replayed the whole history from an empty store", commit)
 	st.index, st.revision = 0, 1
 	rep.DB.BaseIndex, rep.DB.BaseRevision = st.index, st.revision
-	rep.Counts.Replayed = len(rr.Records)
 	st.replayed = rr.ConsistentIndex >= commit
 	st.lost, st.reasons, st.openTop, st.fullReplay = nil, nil, false, true
-	if _, err := os.Stat(salvaged); err != nil {
-		return nil
-	}
-	db, err := bolt.Open(salvaged, 0o400, &bolt.Options{ReadOnly: true, Timeout: time.Second})
-	if err != nil {
-		return err
-	}
-	defer db.Close()
-	return db.View(func(tx *bolt.Tx) error {
-		kb := tx.Bucket([]byte("key"))
-		cc := wal.CompareRecords(rr.Records, func(k []byte) ([]byte, bool) {
+	// Every replayed record (read back from the new db one at a time) is
+	// checked against the salvaged db's record at its revision, if any.
+	compare := func(kb *bolt.Bucket) error {
+		cc, err := wal.CompareRecords(full, rr.RevisionBefore, func(k []byte) ([]byte, bool) {
 			if kb == nil {
 				return nil, false
 			}
 			v := kb.Get(k)
 			return v, v != nil
 		})
-		rep.Counts.Regenerated = cc.Matched
+		if err != nil {
+			return err
+		}
+		rep.Counts.Replayed, rep.Counts.Regenerated = cc.Records, cc.Matched
 		rep.Disagreements = append(rep.Disagreements, cc.Differ...)
 		return nil
-	})
+	}
+	if _, err := os.Stat(salvaged); err != nil {
+		return compare(nil)
+	}
+	db, err := bolt.Open(salvaged, 0o400, &bolt.Options{ReadOnly: true, Timeout: time.Second})
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	return db.View(func(tx *bolt.Tx) error { return compare(tx.Bucket([]byte("key"))) })
 }

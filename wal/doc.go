@@ -27,8 +27,19 @@
 //
 // Hardening: Read never panics on the bytes of a segment; every length is
 // checked against the file size before it is sliced or allocated, so memory
-// is bounded by the size of the segment being read plus the records kept
+// is bounded by the size of the segment being read plus what the Log keeps
 // (proto.Unmarshal copies, nothing aliases the segment buffer).
+//
+// # Memory
+//
+// The Log keeps no entry data: an Entry is its index, term, type, size and
+// place (segment, offset, a checksum), about 120 bytes, and the segment
+// files stay open. Entry.Load reads the record again (through a 1 MiB
+// window, so that walking the entries in order costs one read per window)
+// and checks it is the one Read found; DecodeEntry decodes it. Replay, the
+// repair's audit and membership, and dump load one entry at a time, so a
+// 5 x 64 MB WAL costs a repair one segment buffer while it is read and
+// about 120 bytes an entry after.
 //
 // # Replay
 //
@@ -36,9 +47,11 @@
 // the lessor, mvcc store, auth and alarm stores and membership as etcd's
 // NewServer does, and applies each committed entry above the db's
 // consistent_index through apply.NewUberApplier, moving consistent_index and
-// term as etcd's apply loop does. Replay is deterministic: the same entries on
-// the same state give the same revisions, so CompareRecords can check records
-// carved from a damaged db against the records a replay produced.
+// term as etcd's apply loop does. Each entry's data is read as it is applied.
+// Replay is deterministic: the same entries on the same state give the same
+// revisions, so CompareRecords can check records carved from a damaged db
+// against the records a replay produced, read back from the replayed db one
+// at a time (ForEachRecord) rather than kept.
 //
 // # JSON
 //

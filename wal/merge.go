@@ -26,6 +26,8 @@ func Merge(logs []*Log, names []string) (*Log, []string) {
 		e         *Entry
 		committed bool
 		member    int
+		data      []byte // the entry's data, loaded when copies are compared
+		loaded    bool   // data is the entry's (false: a single copy, or unreadable)
 	}
 	byIndex := map[uint64][]cand{}
 	for i, l := range logs {
@@ -64,13 +66,26 @@ func Merge(logs []*Log, names []string) (*Log, []string) {
 	}
 	for _, i := range idx {
 		cs := byIndex[i]
-		same := func(a, b *Entry) bool {
-			return a.GetTerm() == b.GetTerm() && a.GetType() == b.GetType() && bytes.Equal(a.GetData(), b.GetData())
+		// Copies are compared by their data, read once per copy and only
+		// where members' copies meet: the union holds no entry's data.
+		if len(cs) > 1 {
+			for j := range cs {
+				if re, err := cs[j].e.Load(); err == nil {
+					cs[j].data, cs[j].loaded = re.GetData(), true
+				}
+			}
+		}
+		same := func(a, b cand) bool {
+			if a.e == b.e {
+				return true
+			}
+			// A copy whose data could not be read again equals no other.
+			return a.loaded && b.loaded && a.e.GetTerm() == b.e.GetTerm() && a.e.GetType() == b.e.GetType() && bytes.Equal(a.data, b.data)
 		}
 		votes := func(c cand) int {
 			n := 0
 			for _, o := range cs {
-				if same(c.e, o.e) {
+				if same(c, o) {
 					n++
 				}
 			}
@@ -91,7 +106,7 @@ func Merge(logs []*Log, names []string) (*Log, []string) {
 		})
 		best := cs[0]
 		for _, c := range cs[1:] {
-			if c.committed && best.committed && !same(best.e, c.e) {
+			if c.committed && best.committed && !same(best, c) {
 				conflicts = append(conflicts, fmt.Sprintf("entry %d: %s and %s hold different committed copies (term %d and %d); %s's kept",
 					i, name(best.member), name(c.member), best.e.GetTerm(), c.e.GetTerm(), name(best.member)))
 			}

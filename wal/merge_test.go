@@ -10,7 +10,7 @@ import (
 func mkLog(commit uint64, ents ...*raftpb.Entry) *Log {
 	l := &Log{HardState: &HardState{Commit: commit}}
 	for _, e := range ents {
-		l.Entries = append(l.Entries, &Entry{Entry: e})
+		l.Entries = append(l.Entries, NewEntry(e))
 	}
 	l.Gaps = gaps(l.Entries)
 	return l
@@ -30,7 +30,7 @@ func TestMerge(t *testing.T) {
 	if m.FirstIndex() != 1 || m.LastIndex() != 4 || m.CommitIndex() != 4 || len(m.Gaps) != 0 || len(conflicts) != 0 {
 		t.Fatalf("first %d last %d commit %d gaps %v conflicts %v", m.FirstIndex(), m.LastIndex(), m.CommitIndex(), m.Gaps, conflicts)
 	}
-	if got := string(m.Entries[3].GetData()); got != "d" {
+	if got := string(m.Entries[3].mem.GetData()); got != "d" {
 		t.Errorf("entry 4 %q: want a's committed copy, not b's uncommitted one", got)
 	}
 

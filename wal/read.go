@@ -3,10 +3,13 @@ package wal
 import (
 	"bytes"
 	"fmt"
+	"hash/crc32"
+	"io"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 
 	"google.golang.org/protobuf/proto"
 
@@ -106,14 +109,6 @@ type Snapshot struct {
 	Flag      Flag              `json:"flag,omitempty"`
 }
 
-// Entry is one raft entry and where it was read.
-type Entry struct {
-	*raftpb.Entry
-	Segment string
-	Offset  int64
-	Flag    Flag
-}
-
 // Gap is a run of missing entry indexes, From..To inclusive.
 type Gap struct {
 	From uint64 `json:"from"`
@@ -140,6 +135,12 @@ type Log struct {
 	// flagged entries that would have truncated verified ones.
 	Suspect []*Entry
 	Gaps    []Gap
+
+	// files are the segments Entries' data is read from again (Load).
+	files []*segFile
+
+	membersOnce sync.Once
+	members     []MembershipEntry
 }
 
 // Stops lists every Stop of every segment, in reading order.
@@ -203,8 +204,8 @@ func (l *Log) Missing(consistentIndex uint64) []Gap {
 // consistent_index is consistentIndex: committed (index ≤ CommitIndex), above
 // consistentIndex, and, unless allowFlagged, read without any damage before
 // them in their segment.
-func (l *Log) ReplayEntries(consistentIndex uint64, allowFlagged bool) []*raftpb.Entry {
-	var out []*raftpb.Entry
+func (l *Log) ReplayEntries(consistentIndex uint64, allowFlagged bool) []*Entry {
+	var out []*Entry
 	commit := l.CommitIndex()
 	for _, e := range l.Entries {
 		i := e.GetIndex()
@@ -214,7 +215,7 @@ func (l *Log) ReplayEntries(consistentIndex uint64, allowFlagged bool) []*raftpb
 		if e.Flag != FlagNone && !allowFlagged {
 			continue
 		}
-		out = append(out, e.Entry)
+		out = append(out, e)
 	}
 	return out
 }
@@ -263,8 +264,9 @@ func listSegments(dir string) ([]segName, error) {
 // Read decodes every segment of the WAL in dir (a data dir, member dir or WAL
 // dir) with boltfix's own loop. It returns an error only when there is nothing
 // to read; damage is reported in the Log's segments as Stops, never by ending
-// early. Memory use is bounded by the size of one segment plus the records
-// kept.
+// early. Memory use is bounded by the size of one segment plus what the
+// Log keeps: per entry its index, term, type and place (Entry), never its
+// data. The segment files stay open for Load until the Log is closed.
 func Read(dir string) (*Log, error) {
 	walDir := Dir(dir)
 	names, err := listSegments(walDir)
@@ -275,6 +277,8 @@ func Read(dir string) (*Log, error) {
 		return nil, fmt.Errorf("%w in %s", ErrNoWAL, walDir)
 	}
 	r := &reader{log: &Log{Dir: walDir}}
+	win := &window{}
+	var buf []byte
 	for i, n := range names {
 		seg := &Segment{Name: n.name, Seq: n.seq, NameIndex: n.index}
 		r.log.Segments = append(r.log.Segments, seg)
@@ -285,23 +289,55 @@ func Read(dir string) (*Log, error) {
 			r.chainKnown = false
 			r.damaged = true
 		}
-		buf, err := os.ReadFile(filepath.Join(walDir, n.name))
+		sf, b, err := openSegment(filepath.Join(walDir, n.name), buf)
 		if err != nil {
 			seg.Stops = append(seg.Stops, &Stop{Segment: n.name, Cause: CauseIO, Detail: err.Error(), ResumedAt: -1})
 			r.chainKnown = false
 			r.damaged = true
 			continue
 		}
+		sf.name, sf.win, buf = n.name, win, b
+		r.log.files = append(r.log.files, sf)
+		r.seg = sf
 		seg.Size = int64(len(buf))
 		r.readSegment(seg, buf, i == len(names)-1)
 	}
+	r.seg = nil
 	r.log.Gaps = gaps(r.log.Entries)
 	return r.log, nil
+}
+
+// openSegment reads the segment at path whole into buf (grown as needed:
+// one buffer serves every segment, and nothing read keeps a reference
+// into it) and keeps the file open for Load.
+func openSegment(path string, buf []byte) (*segFile, []byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, buf, err
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, buf, err
+	}
+	n := fi.Size()
+	if int64(cap(buf)) < n {
+		// etcd cuts a segment once it passes 64 MB, by up to one write:
+		// the room to spare lets the next segments fit too.
+		buf = make([]byte, n, n+n/8)
+	}
+	buf = buf[:n]
+	if _, err := io.ReadFull(f, buf); err != nil {
+		f.Close()
+		return nil, buf[:0], err
+	}
+	return &segFile{f: f}, buf, nil
 }
 
 // reader carries the rolling CRC and trust state across segments.
 type reader struct {
 	log *Log
+	seg *segFile // the segment being read
 	// prevCRC is the CRC of the last record that chained; valid when
 	// chainKnown. It starts unknown, as etcd's does for the first segment read.
 	prevCRC    uint32
@@ -554,7 +590,11 @@ func (r *reader) take(seg *Segment, f *frame, flag Flag) {
 			badPayload(err)
 			return
 		}
-		ent := &Entry{Entry: e, Segment: seg.Name, Offset: f.off, Flag: flag}
+		// The Log keeps where the record is and a checksum of it, not the
+		// data: Load reads it again when it is needed.
+		ent := &Entry{Index: e.GetIndex(), Term: e.GetTerm(), Type: e.GetType(), Size: len(e.GetData()),
+			Segment: seg.Name, Offset: f.off, Flag: flag,
+			seg: r.seg, recLen: f.recLen, sum: crc32.Checksum(rec.GetData(), crcTable)}
 		if flag == FlagCRCMismatch {
 			r.log.Suspect = append(r.log.Suspect, ent)
 			return

@@ -27,7 +27,7 @@ func TestReadLive(t *testing.T) {
 	}
 	kinds := map[string]int{}
 	for _, e := range l.Entries {
-		kinds[Describe(e.Entry).Kind]++
+		kinds[DecodeEntry(e).Kind]++
 	}
 	// workload(40): 40 puts + 14 updates + 2 lease puts + 10 events, 8
 	// deletes + the events range delete, one txn, two grants, one revoke,

@@ -54,13 +54,14 @@ type ReplayOptions struct {
 	// MinLeaseTTL is the floor etcd applies to granted TTLs (seconds); 0
 	// means etcd's default for a 100ms heartbeat and 10-tick election: 2.
 	MinLeaseTTL int64
-	// CollectRecords makes Replay return every key-bucket record whose main
-	// revision is above the starting revision, for cross-checks against
-	// records carved from the damaged db (see CompareRecords).
-	CollectRecords bool
 	// Context, if set, stops the apply loop when it is cancelled; Replay
 	// then returns the context's error (the db holds a partial replay).
 	Context context.Context
+	// BackendBatchLimit is etcd's --backend-batch-limit: the writes its
+	// backend buffers (and bbolt keeps in its open transaction) before a
+	// commit, which also comes every 100 ms. It is what a replay holds of
+	// the writes it applies. 0: etcd's default, 10,000.
+	BackendBatchLimit int
 }
 
 // ReplayResult says what Replay did.
@@ -88,8 +89,6 @@ type ReplayResult struct {
 	// unknown to this etcd version, or a request etcd itself would have
 	// crashed on). The consistent index still moves past them.
 	Errors []EntryError `json:"errors"`
-	// Records holds the key-bucket records written, when CollectRecords.
-	Records []KeyRecord `json:"-"`
 }
 
 // EntryError is one entry Replay did not apply cleanly.
@@ -98,22 +97,6 @@ type EntryError struct {
 	Term  uint64 `json:"term"`
 	Kind  string `json:"kind"`
 	Err   string `json:"error"`
-}
-
-// KeyRecord is one record of etcd's key bucket: the 17-byte revision key (18
-// with the tombstone mark 't') and the marshalled mvccpb.KeyValue.
-type KeyRecord struct {
-	Key   []byte
-	Value []byte
-}
-
-// Revision decodes the record's bucket key.
-func (r KeyRecord) Revision() (main, sub int64, tombstone bool) {
-	if len(r.Key) < 17 {
-		return 0, 0, false
-	}
-	rev := mvcc.BytesToRev(r.Key[:17])
-	return rev.Main, rev.Sub, len(r.Key) == 18 && r.Key[17] == 't'
 }
 
 // GapError means the entries handed to Replay skip indexes: applying past a
@@ -176,10 +159,16 @@ type replayer struct {
 // entry. dbPath must be a db boltfix wrote (or a copy): bbolt and etcd trust
 // it completely. A missing file is created as an empty etcd db.
 //
-// entries must be sorted by index (Log.ReplayEntries). Replay stops with a
-// *GapError at the first missing index; the result then covers what was
-// applied before it.
-func Replay(dbPath string, entries []*raftpb.Entry, opts ReplayOptions) (*ReplayResult, error) {
+// entries must be sorted by index (Log.ReplayEntries). Each entry's data is
+// read from its segment as it is applied and dropped after (Entry.Load):
+// what a replay holds of the WAL is one entry, and what etcd's backend
+// holds of the writes not yet committed (a batch: 10,000 writes or 100 ms).
+// Replay stops with a *GapError at the first missing index, and with a
+// *LoadError at an entry whose record changed since it was read; the
+// result then covers what was applied before it. The records a replay
+// wrote are read back from the db, not kept (ForEachRecord,
+// CompareRecords).
+func Replay(dbPath string, entries []*Entry, opts ReplayOptions) (*ReplayResult, error) {
 	if opts.CommitIndex == 0 {
 		return nil, ErrNoCommitIndex
 	}
@@ -197,9 +186,6 @@ func Replay(dbPath string, entries []*raftpb.Entry, opts ReplayOptions) (*Replay
 	res.ConsistentIndex, res.Term = r.ci.ConsistentIndex(), r.status.term
 	res.Revision = r.kv.Rev()
 	r.be.ForceCommit()
-	if opts.CollectRecords {
-		res.Records = collectRecords(r.be, res.RevisionBefore)
-	}
 	r.close()
 	res.ConsistentIndex, res.Term = readConsistentIndex(dbPath, res.ConsistentIndex, res.Term)
 	return res, err
@@ -229,7 +215,12 @@ func newReplayer(dbPath string, opts ReplayOptions) (*replayer, error) {
 	// transaction as the writes of the entry it covers.
 	r.ci = cindex.NewConsistentIndex(nil)
 	r.hooks = storage.NewBackendHooks(lg, r.ci)
-	r.be = backend.NewDefaultBackend(lg, dbPath, func(c *backend.BackendConfig) { c.Hooks = r.hooks })
+	r.be = backend.NewDefaultBackend(lg, dbPath, func(c *backend.BackendConfig) {
+		c.Hooks = r.hooks
+		if opts.BackendBatchLimit > 0 {
+			c.BatchLimit = opts.BackendBatchLimit
+		}
+	})
 	r.ci.SetBackend(r.be)
 	schema.CreateMetaBucket(r.be.BatchTx())
 
@@ -321,14 +312,14 @@ func (r *replayer) close() {
 }
 
 // run is etcd's EtcdServer.apply loop for entries above the consistent index.
-func (r *replayer) run(entries []*raftpb.Entry, commit uint64, res *ReplayResult) error {
+func (r *replayer) run(entries []*Entry, commit uint64, res *ReplayResult) error {
 	last := r.ci.ConsistentIndex()
 	r.status.apply = last
-	for i, e := range entries {
+	for i, we := range entries {
 		if r.ctx != nil && i%256 == 0 && r.ctx.Err() != nil {
 			return r.ctx.Err()
 		}
-		idx := e.GetIndex()
+		idx := we.GetIndex()
 		switch {
 		case idx <= r.ci.ConsistentIndex():
 			res.Skipped["already-applied"]++
@@ -338,6 +329,12 @@ func (r *replayer) run(entries []*raftpb.Entry, commit uint64, res *ReplayResult
 			continue
 		case idx != last+1:
 			return &GapError{After: last, Next: idx}
+		}
+		// Only now is the entry's data read: it is applied and dropped
+		// before the next one is read.
+		e, err := we.Load()
+		if err != nil {
+			return err
 		}
 		r.status.term = e.GetTerm()
 		r.ci.SetConsistentApplyingIndex(idx, e.GetTerm())
@@ -557,21 +554,6 @@ func (r *replayer) applyV2(req *V2Request) (string, error, error) {
 	return "", nil, nil
 }
 
-// collectRecords reads back every key-bucket record above revision after.
-func collectRecords(be backend.Backend, after int64) []KeyRecord {
-	start := mvcc.RevToBytes(mvcc.Revision{Main: after + 1}, mvcc.NewRevBytes())
-	end := mvcc.RevToBytes(mvcc.Revision{Main: math.MaxInt64}, mvcc.NewRevBytes())
-	tx := be.ReadTx()
-	tx.RLock()
-	defer tx.RUnlock()
-	ks, vs := tx.UnsafeRange(schema.Key, start, end, 0)
-	out := make([]KeyRecord, len(ks))
-	for i := range ks {
-		out[i] = KeyRecord{Key: append([]byte(nil), ks[i]...), Value: append([]byte(nil), vs[i]...)}
-	}
-	return out
-}
-
 // readConsistentIndex re-reads what was committed, so the result reports the
 // db as it is on disk, not as the replayer believed it to be.
 // ReadConsistentIndex reads consistent_index and term from the meta bucket
@@ -607,42 +589,4 @@ func beUint64(b []byte) uint64 {
 		v = v<<8 | uint64(c)
 	}
 	return v
-}
-
-// CrossCheck compares records a replay produced with the records a damaged
-// db still holds at the same revisions.
-type CrossCheck struct {
-	Matched int `json:"matched"`
-	// Differ lists revisions whose record in the db is not what the replay
-	// wrote: the WAL and the db disagree (or the carved record is damaged).
-	Differ []string `json:"differ"`
-	// OnlyReplayed counts revisions the db no longer has: the replay
-	// recovered them.
-	OnlyReplayed int `json:"only_replayed"`
-}
-
-// CompareRecords checks replayed records against a lookup of the db's
-// key-bucket records by bucket key (17 or 18 bytes). Because revision
-// records are immutable and replay is deterministic (the same entries on the
-// same state give the same revisions), a record present on both sides must
-// be byte-identical.
-func CompareRecords(replayed []KeyRecord, lookup func(bucketKey []byte) ([]byte, bool)) CrossCheck {
-	var c CrossCheck
-	for _, r := range replayed {
-		v, ok := lookup(r.Key)
-		switch {
-		case !ok:
-			c.OnlyReplayed++
-		case string(v) == string(r.Value):
-			c.Matched++
-		default:
-			main, sub, tomb := r.Revision()
-			s := fmt.Sprintf("%d_%d", main, sub)
-			if tomb {
-				s += "t"
-			}
-			c.Differ = append(c.Differ, s)
-		}
-	}
-	return c
 }

@@ -74,9 +74,16 @@ func (l *Log) Report(withEntries bool) *Report {
 	return r
 }
 
-// Info describes e with where it was read.
+// Info describes e with where it was read. Its data is read again for it
+// (Load); an entry that cannot be is described as unreadable.
 func (e *Entry) Info() EntryInfo {
-	i := Describe(e.Entry)
+	re, err := e.Load()
+	var i EntryInfo
+	if err != nil {
+		i = EntryInfo{Index: e.Index, Term: e.Term, Type: entryType(e.Type), Kind: KindUnreadable, Text: "unreadable: " + err.Error(), Size: e.Size}
+	} else {
+		i = Describe(re)
+	}
 	i.Segment, i.Offset, i.Flag = e.Segment, e.Offset, e.Flag
 	return i
 }

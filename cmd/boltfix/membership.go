@@ -26,6 +26,7 @@ func dbMembership(dbPath string, sum *pagewalk.EtcdSummary) *membership.Membersh
 		// A WAL that cannot be read adds nothing; wal verify says why.
 		if l, err := wal.Read(filepath.Join(filepath.Dir(snapDir), "wal")); err == nil {
 			src.WAL = l
+			defer l.Close()
 		}
 	}
 	return membership.Build(src)

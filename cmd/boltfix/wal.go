@@ -95,6 +95,7 @@ func walFunc(ctx context.Context, w io.Writer, dir string, o walOptions, dump bo
 	if err != nil {
 		return cantRun(err)
 	}
+	defer l.Close()
 	if err := ctx.Err(); err != nil {
 		// wal.Read takes no context; stop before printing a report the
 		// user no longer wants.

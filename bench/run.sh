@@ -12,6 +12,8 @@
 #   REPAIR=0 bench/run.sh         # skip repair
 #   BBOLT=1 bench/run.sh          # also bbolt check and bbolt compact
 #   PROFILE=1 bench/run.sh        # heap (near peak) and CPU profiles per step in $WORK/prof
+#   WAL=1 bench/run.sh            # also a full-size WAL: boltfix's replay against etcd's own start
+#   WAL=only bench/run.sh         # the floors and the WAL steps only
 #
 # Inputs are generated once into bench/work/ (git ignores it; WORK=... moves
 # it): etcd-$SIZE.db (bench/gendb), etcd-$SIZE-damaged.db (the key bucket's
@@ -21,6 +23,22 @@
 # $WORK/out and are removed after each step. Each step runs once (RUNS=n for
 # the median of n); the page cache is warmed first, so the floors are
 # page-cache reads plus (dd) a durable write.
+#
+# WAL (issue 13, item 3): etcd-$SIZE-wal.dir is the db with WAL_BYTES
+# (320MB: five of etcd's 64 MB segments) of committed entries after its
+# consistent_index (gendb -wal-bytes: puts of new and existing keys, a few
+# deletes), and etcd-$SIZE-wal.dir.expect.json the final state of the keys
+# the last entries wrote. Measured: boltfix repair on it (with and without
+# the start check; its WAL time is the "reading the WAL" and "reading and
+# replaying the WAL" phases, BOLTFIX_PHASE_TIMES), then checked against the
+# expected state (gendb -verify); and etcd's own start on a copy of it (the
+# etcd of go.mod, fixtures/internal/etcdmain, fsync on, as a restarted
+# member runs) until /readyz answers, which it does once every entry is
+# applied (etcd publishes its member through raft, after them), then
+# checked with linearizable reads (gendb -verify-url). Entries/s is the
+# WAL's entries over that time. Both times include opening the db and
+# rebuilding etcd's index of every key from it; etcd's includes its
+# election (a one-member cluster campaigns at once).
 #
 # Memory: "hwm" is the boltfix process's own peak resident set (VmHWM in
 # /proc/PID/status: anonymous memory plus mapped file pages, e.g. bbolt's
@@ -40,11 +58,19 @@ DAMAGED=${DAMAGED:-1}
 REPAIR=${REPAIR:-1}
 BBOLT=${BBOLT:-0}
 PROFILE=${PROFILE:-0}
+WAL=${WAL:-0}
+WAL_BYTES=${WAL_BYTES:-320MB}
+ETCD_PORT=${ETCD_PORT:-23790}
+if [ "$WAL" = only ]; then
+	DAMAGED=0 REPAIR=0 BBOLT=0
+fi
 WORK=${WORK:-bench/work}
 mkdir -p "$WORK" "$WORK/bin"
 DB=$WORK/etcd-$SIZE.db
 DMG=$WORK/etcd-$SIZE-damaged.db
 DIR=$WORK/etcd-$SIZE.dir
+WALDIR=$WORK/etcd-$SIZE-wal.dir
+EXPECT=$WALDIR.expect.json
 OUT=$WORK/out
 BIN=$WORK/bin
 PROF=$WORK/prof
@@ -56,6 +82,10 @@ fi
 
 go build -o "$BIN/boltfix" ./cmd/boltfix
 go build -o "$BIN/gendb" ./bench/gendb
+if [ "$WAL" != 0 ]; then
+	# etcd of this module's go.mod, as the tests run it (fixtures/process.go).
+	go build -o "$BIN/etcd" ./fixtures/internal/etcdmain
+fi
 if [ "$BBOLT" = 1 ] && ! go build -o "$BIN/bbolt" go.etcd.io/bbolt/cmd/bbolt 2>"$WORK/bbolt-build.err"; then
 	# Missing go.sum entries for the CLI's own deps: fetch them, never tidy.
 	go mod download go.etcd.io/bbolt
@@ -77,11 +107,18 @@ if [ "$REPAIR" = 1 ] && [ ! -d "$DIR" ]; then
 	"$BIN/gendb" -from "$DB" -datadir "$DIR.tmp"
 	mv "$DIR.tmp" "$DIR"
 fi
+if [ "$WAL" != 0 ] && [ ! -d "$WALDIR" ]; then
+	rm -rf "$WALDIR.tmp" "$EXPECT.tmp"
+	"$BIN/gendb" -from "$DB" -datadir "$WALDIR.tmp" -wal-bytes "$WAL_BYTES" -expect "$EXPECT.tmp"
+	mv "$EXPECT.tmp" "$EXPECT"
+	mv "$WALDIR.tmp" "$WALDIR"
+fi
 ls -l "$DB"
 cat "$DB" >/dev/null
 cat "$DB" >/dev/null
 [ "$DAMAGED" = 1 ] && cat "$DMG" >/dev/null
 [ "$REPAIR" = 1 ] && cat "$DIR/member/snap/db" >/dev/null
+[ "$WAL" != 0 ] && cat "$WALDIR"/member/snap/db "$WALDIR"/member/wal/* >/dev/null
 
 # sample PID: until it exits, the largest RssAnon (kB) and the last VmHWM (kB)
 # of PID, written to $WORK/sample.
@@ -124,6 +161,8 @@ measure() {
 		echo "0 0" >"$WORK/sample"
 		[ -n "$cpid" ] && sample "$cpid"
 		wait "$tpid" || rc=$?
+		# AFTER names a function that looks at the output before it goes.
+		if [ -n "${AFTER:-}" ]; then "$AFTER" "$name"; fi
 		local el r a h
 		el=$(awk -F': ' '/Elapsed \(wall clock\)/ {n=split($2,x,":"); s=0; for(j=1;j<=n;j++) s=s*60+x[j]; print s}' "$WORK/time.out")
 		r=$(awk -F': ' '/Maximum resident set size/ {print $2}' "$WORK/time.out")
@@ -142,12 +181,69 @@ measure() {
 	echo "  $name: ${med}s, hwm $((hwm / 1024)) MiB, anon $((anon / 1024)) MiB, exit $rc" >&2
 }
 
+# measure_etcd NAME DIR: etcd's own start on a copy of DIR, from exec to
+# the first answer of /readyz, RUNS times (median), with its largest
+# RssAnon and VmHWM and its CPU time; then its keys are checked against
+# $EXPECT (linearizable reads) and it is stopped. A line like measure's goes
+# to $WORK/results, the check to $WORK/wal-results.
+measure_etcd() {
+	local name=$1 dir=$2 data=$WORK/etcd-start
+	local times=() cpus=() anon=0 hwm=0 rc=0 ok=ok
+	local curl="http://127.0.0.1:$ETCD_PORT" peer="http://127.0.0.1:$((ETCD_PORT + 1))"
+	local tck
+	tck=$(getconf CLK_TCK)
+	for ((i = 0; i < RUNS; i++)); do
+		rm -rf "$data"
+		cp -a "$dir" "$data"
+		local t0 t1 epid spid a h cpu
+		t0=$(date +%s.%N)
+		"$BIN/etcd" --name master-0 --data-dir "$data" \
+			--listen-client-urls "$curl" --advertise-client-urls "$curl" --listen-peer-urls "$peer" \
+			--quota-backend-bytes=$((8 << 30)) --log-level=warn >"$WORK/etcd.log" 2>&1 &
+		epid=$!
+		echo "0 0" >"$WORK/sample"
+		sample "$epid" &
+		spid=$!
+		until curl -sf -m 1 "$curl/readyz" >/dev/null 2>&1; do
+			if ! kill -0 "$epid" 2>/dev/null; then
+				echo "  $name: etcd exited before serving: $(tail -n 3 "$WORK/etcd.log")" >&2
+				rc=1
+				break
+			fi
+			sleep 0.02
+		done
+		t1=$(date +%s.%N)
+		cpu=$(awk -v t="$tck" '{printf "%.2f", ($14 + $15) / t}' "/proc/$epid/stat" 2>/dev/null || echo 0)
+		if [ "$rc" = 0 ] && ! "$BIN/gendb" -expect "$EXPECT" -verify-url "$curl" >>"$WORK/verify.out" 2>&1; then
+			ok=FAILED
+		fi
+		[ "$rc" = 0 ] || ok=FAILED
+		kill "$epid" 2>/dev/null || true
+		wait "$epid" 2>/dev/null || true
+		wait "$spid" || true
+		read -r a h <"$WORK/sample"
+		times+=("$(echo "$t0 $t1" | awk '{printf "%.2f", $2 - $1}')")
+		cpus+=("$cpu")
+		((a > anon)) && anon=$a
+		((h > hwm)) && hwm=$h
+	done
+	rm -rf "$data"
+	local med cpum
+	med=$(printf '%s\n' "${times[@]}" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
+	cpum=$(printf '%s\n' "${cpus[@]}" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
+	echo "$name|none|$med|$hwm|$anon|0|$rc|$cpum" >>"$WORK/results"
+	echo "$name|$med|$ok" >>"$WORK/wal-results"
+	echo "  $name: ${med}s to serve, hwm $((hwm / 1024)) MiB, anon $((anon / 1024)) MiB, check $ok" >&2
+}
+
 LOAD0=$(cut -d' ' -f1-3 /proc/loadavg)
 echo "measuring ($RUNS run(s) each; load average $LOAD0)" >&2
 measure "cat (read floor)" - sh -c "cat '$DB' >/dev/null"
 measure "dd conv=fsync (write floor)" - dd if="$DB" of="$OUT.db" bs=4M conv=fsync
-measure "scan" "cat (read floor)" "$BIN/boltfix" scan "$DB" --json
-measure "salvage" "dd conv=fsync (write floor)" "$BIN/boltfix" salvage "$DB" --out "$OUT.db"
+if [ "$WAL" != only ]; then
+	measure "scan" "cat (read floor)" "$BIN/boltfix" scan "$DB" --json
+	measure "salvage" "dd conv=fsync (write floor)" "$BIN/boltfix" salvage "$DB" --out "$OUT.db"
+fi
 if [ "$DAMAGED" = 1 ]; then
 	measure "scan, damaged" "cat (read floor)" "$BIN/boltfix" scan "$DMG" --json
 	measure "salvage, damaged" "dd conv=fsync (write floor)" "$BIN/boltfix" salvage "$DMG" --out "$OUT.db"
@@ -161,6 +257,21 @@ fi
 if [ "$BBOLT" = 1 ]; then
 	measure "bbolt check" "cat (read floor)" "$BIN/bbolt" check "$DB"
 	measure "bbolt compact" "dd conv=fsync (write floor)" "$BIN/bbolt" compact -o "$OUT.db" "$DB"
+fi
+if [ "$WAL" != 0 ]; then
+	: >"$WORK/wal-results"
+	: >"$WORK/verify.out"
+	# wal_after STEP: the WAL time boltfix reports and whether the repaired
+	# db holds the WAL's writes, before measure removes it.
+	wal_after() {
+		local wt ok
+		wt=$(awk '/^phase reading the WAL |^phase reading and replaying the WAL / {s += $NF} END {printf "%.2f", s}' "$WORK/cmd.err")
+		if "$BIN/gendb" -expect "$EXPECT" -verify "$OUT/member/snap/db" >>"$WORK/verify.out" 2>&1; then ok=ok; else ok=FAILED; fi
+		echo "$1|$wt|$ok" >>"$WORK/wal-results"
+	}
+	AFTER=wal_after measure "WAL: repair" "dd conv=fsync (write floor)" env BOLTFIX_PHASE_TIMES=1 "$BIN/boltfix" repair "$WALDIR" --out "$OUT"
+	AFTER=wal_after measure "WAL: repair, no start check" "dd conv=fsync (write floor)" env BOLTFIX_PHASE_TIMES=1 "$BIN/boltfix" repair "$WALDIR" --out "$OUT" --skip-start-check
+	measure_etcd "WAL: etcd start" "$WALDIR"
 fi
 
 echo
@@ -181,3 +292,20 @@ awk -F'|' '
 		if ($2 == "-") { mem1 = "-"; mem2 = "-" }
 		printf "| %-28s | %7.2fs | %-16s | %7.2f | %8s | %9s | %4s |\n", $1, $3, ratio, $8, mem1, mem2, $7
 	}' "$WORK/results"
+if [ "$WAL" != 0 ]; then
+	entries=$(sed -n 's/^ *"entries": \([0-9]*\).*/\1/p' "$EXPECT")
+	rbytes=$(sed -n 's/^ *"record_bytes": \([0-9]*\).*/\1/p' "$EXPECT")
+	echo
+	echo "WAL: $WALDIR: $entries entries, $rbytes bytes of records in $(ls "$WALDIR/member/wal" | grep -c '\.wal$') segments, after the db's consistent_index"
+	echo "WAL time: boltfix's \"reading the WAL\" + \"reading and replaying the WAL\" phases (read, membership, audit, replay); etcd's: exec to /readyz"
+	echo "check: the repaired db (gendb -verify) or etcd's answers (gendb -verify-url) hold the WAL's last writes ($WORK/verify.out)"
+	echo
+	printf '| %-28s | %8s | %9s | %9s | %8s | %-6s |\n' step time "WAL time" "entries/s" "anon MiB" check
+	printf '|%s|%s|%s|%s|%s|%s|\n' ------------------------------ ---------- ----------- ----------- ---------- --------
+	awk -F'|' -v n="$entries" '
+		FNR == NR { t[$1] = $3; anon[$1] = $5; next }
+		{
+			wt = $2
+			printf "| %-28s | %7.2fs | %8.2fs | %9.0f | %8.0f | %-6s |\n", $1, t[$1], wt, (wt > 0 ? n / wt : 0), anon[$1] / 1024, $3
+		}' "$WORK/results" "$WORK/wal-results"
+fi

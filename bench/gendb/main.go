@@ -4,27 +4,36 @@
 //
 // See package etcdgen for what the file holds. It refuses to overwrite -out.
 //
-// Two more modes prepare the inputs bench/run.sh measures, from a db it made:
+// More modes prepare the inputs bench/run.sh measures, from a db it made:
 //
 //	go run ./bench/gendb -from DB -damage-depth 0 -out DAMAGED.db   # a torn key-bucket branch
 //	go run ./bench/gendb -from DB -datadir DIR                      # a data dir around DB
+//	go run ./bench/gendb -from DB -datadir DIR -wal-bytes 320MB -expect DIR.expect.json
+//
+// and check what a replay made of the last (WAL=1 in bench/run.sh):
+//
+//	go run ./bench/gendb -expect DIR.expect.json -verify OUT/member/snap/db
+//	go run ./bench/gendb -expect DIR.expect.json -verify-url http://127.0.0.1:2379
 //
 // -damage-depth 0 copies DB and half-zeroes the key bucket's root branch
 // page (the torn write of fixtures.HalfZeroBranch, found without its
 // whole-tree inspection, which is quadratic on a multi-GiB file): about
 // half of the records are orphaned, the worst case for carving. -datadir
-// writes DIR/member/snap/db (a copy of DB) and DIR/member/wal, an empty WAL
-// written with etcd's own WAL code: a snapshot record and a HardState at
-// the db's consistent_index and term, as a member whose older WAL files
-// were purged after a snapshot has, with nothing committed since.
+// writes DIR/member/snap/db (a copy of DB) and DIR/member/wal with etcd's
+// own WAL code: a snapshot record and a HardState at the db's
+// consistent_index and term, as a member whose older WAL files were purged
+// after a snapshot has; with -wal-bytes, that many bytes of committed
+// entries after it (etcdgen.DataDir: puts of new and existing keys, a few
+// deletes; etcd cuts a segment every 64 MB, so 320MB is five), and -expect
+// writes the final state of the keys the last entries wrote, for -verify
+// (a db) and -verify-url (a serving etcd) to check.
 package main
 
 import (
-	"encoding/binary"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -32,13 +41,6 @@ import (
 	"github.com/boltfix/boltfix/bench/etcdgen"
 	"github.com/boltfix/boltfix/fixtures"
 	"github.com/boltfix/boltfix/pagewalk"
-	bolt "go.etcd.io/bbolt"
-	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
-	etcdwal "go.etcd.io/etcd/server/v3/storage/wal"
-	"go.etcd.io/etcd/server/v3/storage/wal/walpb"
-	"go.etcd.io/raft/v3/raftpb"
-	"go.uber.org/zap"
-	"google.golang.org/protobuf/proto"
 )
 
 func parseSize(s string) (int64, error) {
@@ -46,7 +48,7 @@ func parseSize(s string) (int64, error) {
 	for _, u := range []struct {
 		suffix string
 		m      int64
-	}{{"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}, {"G", 1 << 30}, {"M", 1 << 20}, {"K", 1 << 10}} {
+	}{{"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}, {"GB", 1e9}, {"MB", 1e6}, {"KB", 1e3}, {"G", 1 << 30}, {"M", 1 << 20}, {"K", 1 << 10}} {
 		if strings.HasSuffix(s, u.suffix) {
 			s, mult = strings.TrimSuffix(s, u.suffix), u.m
 			break
@@ -68,9 +70,25 @@ func main() {
 	from := flag.String("from", "", "with -damage-depth or -datadir: the db to start from")
 	depth := flag.Int("damage-depth", -1, "with -from: copy it to -out and half-zero the key bucket's root branch page (only 0)")
 	datadir := flag.String("datadir", "", "with -from: write a data dir (member/snap/db, member/wal) around a copy of it")
+	walBytes := flag.String("wal-bytes", "0", "with -datadir: write about this many bytes of committed WAL entries after the db's index (MB, MiB... suffixes)")
+	expect := flag.String("expect", "", "with -wal-bytes: write the expected final state here; with -verify or -verify-url: read it from here")
+	verify := flag.String("verify", "", "check that the db at this path holds the -expect state")
+	verifyURL := flag.String("verify-url", "", "check that the etcd serving at this URL holds the -expect state")
 	flag.Parse()
+	if *verify != "" || *verifyURL != "" {
+		if err := check(*expect, *verify, *verifyURL); err != nil {
+			fmt.Fprintln(os.Stderr, "gendb:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if *from != "" {
-		if err := derive(*from, *out, *datadir, *depth); err != nil {
+		wb, err := parseSize(*walBytes)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "gendb:", err)
+			os.Exit(2)
+		}
+		if err := derive(*from, *out, *datadir, *depth, wb, *expect, *seed); err != nil {
 			fmt.Fprintln(os.Stderr, "gendb:", err)
 			os.Exit(1)
 		}
@@ -98,13 +116,10 @@ func main() {
 
 // derive writes a damaged copy of from (depth >= 0, to out) or a data dir
 // around it (datadir).
-func derive(from, out, datadir string, depth int) error {
+func derive(from, out, datadir string, depth int, walBytes int64, expect string, seed uint64) error {
 	switch {
 	case datadir != "":
-		if _, err := os.Stat(datadir); err == nil {
-			return fmt.Errorf("%s exists", datadir)
-		}
-		return dataDir(from, datadir)
+		return dataDir(from, datadir, walBytes, expect, seed)
 	case depth == 0 && out != "":
 		if err := fixtures.CopyFile(from, out); err != nil {
 			return err
@@ -118,57 +133,56 @@ func derive(from, out, datadir string, depth int) error {
 	return fmt.Errorf("-from needs -datadir, or -damage-depth and -out")
 }
 
-// dataDir writes dir/member/snap/db (a copy of db) and an empty WAL at the
-// db's consistent_index and term, for the one member etcdgen's db names.
-func dataDir(db, dir string) error {
-	if _, err := os.Stat(dir); err == nil {
-		return fmt.Errorf("%s exists", dir)
+// dataDir writes the data dir around db (etcdgen.DataDir) and, with a
+// WAL, the expected state to expect.
+func dataDir(db, dir string, walBytes int64, expect string, seed uint64) error {
+	if walBytes > 0 && expect == "" {
+		return fmt.Errorf("-wal-bytes needs -expect: a replay is checked against it")
 	}
-	var ci, term uint64
-	bdb, err := bolt.Open(db, 0o400, &bolt.Options{ReadOnly: true})
+	start := time.Now()
+	st, err := etcdgen.DataDir(db, dir, etcdgen.DataDirConfig{WALBytes: walBytes, Seed: seed})
 	if err != nil {
 		return err
 	}
-	err = bdb.View(func(tx *bolt.Tx) error {
-		mb := tx.Bucket([]byte("meta"))
-		if mb == nil {
-			return fmt.Errorf("%s: no meta bucket", db)
-		}
-		if v := mb.Get([]byte("consistent_index")); len(v) == 8 {
-			ci = binary.BigEndian.Uint64(v)
-		}
-		if v := mb.Get([]byte("term")); len(v) == 8 {
-			term = binary.BigEndian.Uint64(v)
-		}
+	if walBytes == 0 {
+		fmt.Printf("%s: member %x, consistent_index %d, term %d, empty WAL\n", dir, st.MemberID, st.ConsistentIndex, st.Term)
 		return nil
-	})
-	bdb.Close()
+	}
+	b, err := json.MarshalIndent(st.Expect, "", "  ")
 	if err != nil {
 		return err
 	}
-	if err := os.MkdirAll(filepath.Join(dir, "member", "snap"), 0o700); err != nil {
+	if err := os.WriteFile(expect, append(b, '\n'), 0o644); err != nil {
 		return err
 	}
-	if err := fixtures.CopyFile(db, filepath.Join(dir, "member", "snap", "db")); err != nil {
-		return err
+	fmt.Printf("%s: member %x, consistent_index %d, term %d; WAL: %d entries %d..%d (%d puts: %d new keys, %d overwrites; %d deletes), %d bytes of records in %d segments; revision %d after replay; %.1fs\n",
+		dir, st.MemberID, st.ConsistentIndex, st.Term, st.Entries, st.ConsistentIndex+1, st.LastIndex, st.Puts, st.NewKeys, st.Overwrites, st.Deletes,
+		st.RecordBytes, st.Segments, st.Expect.Revision, time.Since(start).Seconds())
+	return nil
+}
+
+// check verifies a db (verify) or a serving etcd (url) against the
+// expected state in expect.
+func check(expect, verify, url string) error {
+	if expect == "" {
+		return fmt.Errorf("-verify and -verify-url need -expect")
 	}
-	id := etcdgen.MemberID
-	md, _ := proto.Marshal(&pb.Metadata{NodeID: &id, ClusterID: new(uint64(0x1c2f3e4d5a6b7c8d))})
-	w, err := etcdwal.Create(zap.NewNop(), filepath.Join(dir, "member", "wal"), md)
+	e, err := etcdgen.ReadExpect(expect)
 	if err != nil {
 		return err
 	}
-	cs := &raftpb.ConfState{Voters: []uint64{id}}
-	if err := w.SaveSnapshot(&walpb.Snapshot{Index: &ci, Term: &term, ConfState: cs}); err != nil {
-		return err
+	if verify != "" {
+		if err := e.CheckDB(verify); err != nil {
+			return err
+		}
+		fmt.Printf("%s: revision %d and %d keys as expected\n", verify, e.Revision, len(e.Keys))
 	}
-	if err := w.Save(&raftpb.HardState{Term: &term, Vote: &id, Commit: &ci}, nil); err != nil {
-		return err
+	if url != "" {
+		if err := e.CheckEtcd(url); err != nil {
+			return err
+		}
+		fmt.Printf("%s: revision %d and %d keys as expected\n", url, e.Revision, len(e.Keys))
 	}
-	if err := w.Close(); err != nil {
-		return err
-	}
-	fmt.Printf("%s: member %x, consistent_index %d, term %d, empty WAL\n", dir, id, ci, term)
 	return nil
 }
 

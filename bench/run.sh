@@ -29,16 +29,18 @@
 # consistent_index (gendb -wal-bytes: puts of new and existing keys, a few
 # deletes), and etcd-$SIZE-wal.dir.expect.json the final state of the keys
 # the last entries wrote. Measured: boltfix repair on it (with and without
-# the start check; its WAL time is the "reading the WAL" and "reading and
-# replaying the WAL" phases, BOLTFIX_PHASE_TIMES), then checked against the
-# expected state (gendb -verify); and etcd's own start on a copy of it (the
-# etcd of go.mod, fixtures/internal/etcdmain, fsync on, as a restarted
-# member runs) until /readyz answers, which it does once every entry is
-# applied (etcd publishes its member through raft, after them), then
-# checked with linearizable reads (gendb -verify-url). Entries/s is the
-# WAL's entries over that time. Both times include opening the db and
-# rebuilding etcd's index of every key from it; etcd's includes its
-# election (a one-member cluster campaigns at once).
+# the start check; BOLTFIX_PHASE_TIMES gives its WAL time: "reading the
+# inputs" (the WAL, and the membership from it), "checking the db against
+# the WAL" (the audit) and "replaying the WAL", the last also on its own),
+# then checked against the expected state (gendb -verify); and etcd's own
+# start on a copy of it (the etcd of go.mod, fixtures/internal/etcdmain,
+# fsync on, as a restarted member runs) until /readyz answers, which it
+# does once every entry is applied (etcd publishes its member through
+# raft, after them), then checked with linearizable reads (gendb
+# -verify-url). Entries/s is the WAL's entries over that time. Both times
+# include opening the db and rebuilding etcd's index of every key from
+# it; etcd's includes its election (a one-member cluster campaigns at
+# once). See docs/scale.md section 4.
 #
 # Memory: "hwm" is the boltfix process's own peak resident set (VmHWM in
 # /proc/PID/status: anonymous memory plus mapped file pages, e.g. bbolt's
@@ -232,7 +234,7 @@ measure_etcd() {
 	med=$(printf '%s\n' "${times[@]}" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
 	cpum=$(printf '%s\n' "${cpus[@]}" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
 	echo "$name|none|$med|$hwm|$anon|0|$rc|$cpum" >>"$WORK/results"
-	echo "$name|$med|$ok" >>"$WORK/wal-results"
+	echo "$name|$med|-|$ok" >>"$WORK/wal-results"
 	echo "  $name: ${med}s to serve, hwm $((hwm / 1024)) MiB, anon $((anon / 1024)) MiB, check $ok" >&2
 }
 
@@ -264,10 +266,11 @@ if [ "$WAL" != 0 ]; then
 	# wal_after STEP: the WAL time boltfix reports and whether the repaired
 	# db holds the WAL's writes, before measure removes it.
 	wal_after() {
-		local wt ok
-		wt=$(awk '/^phase reading the WAL |^phase reading and replaying the WAL / {s += $NF} END {printf "%.2f", s}' "$WORK/cmd.err")
+		local wt rt ok
+		wt=$(awk '/^phase (reading the inputs|checking the db against the WAL|replaying the WAL) / {s += $NF} END {printf "%.2f", s}' "$WORK/cmd.err")
+		rt=$(awk '/^phase replaying the WAL / {s += $NF} END {printf "%.2f", s}' "$WORK/cmd.err")
 		if "$BIN/gendb" -expect "$EXPECT" -verify "$OUT/member/snap/db" >>"$WORK/verify.out" 2>&1; then ok=ok; else ok=FAILED; fi
-		echo "$1|$wt|$ok" >>"$WORK/wal-results"
+		echo "$1|$wt|$rt|$ok" >>"$WORK/wal-results"
 	}
 	AFTER=wal_after measure "WAL: repair" "dd conv=fsync (write floor)" env BOLTFIX_PHASE_TIMES=1 "$BIN/boltfix" repair "$WALDIR" --out "$OUT"
 	AFTER=wal_after measure "WAL: repair, no start check" "dd conv=fsync (write floor)" env BOLTFIX_PHASE_TIMES=1 "$BIN/boltfix" repair "$WALDIR" --out "$OUT" --skip-start-check
@@ -297,15 +300,16 @@ if [ "$WAL" != 0 ]; then
 	rbytes=$(sed -n 's/^ *"record_bytes": \([0-9]*\).*/\1/p' "$EXPECT")
 	echo
 	echo "WAL: $WALDIR: $entries entries, $rbytes bytes of records in $(ls "$WALDIR/member/wal" | grep -c '\.wal$') segments, after the db's consistent_index"
-	echo "WAL time: boltfix's \"reading the WAL\" + \"reading and replaying the WAL\" phases (read, membership, audit, replay); etcd's: exec to /readyz"
+	echo "WAL time: boltfix's phases \"reading the inputs\" (the WAL and the membership), \"checking the db against the WAL\" (audit) and \"replaying the WAL\" (also alone: replay); etcd's: exec to /readyz"
 	echo "check: the repaired db (gendb -verify) or etcd's answers (gendb -verify-url) hold the WAL's last writes ($WORK/verify.out)"
 	echo
-	printf '| %-28s | %8s | %9s | %9s | %8s | %-6s |\n' step time "WAL time" "entries/s" "anon MiB" check
-	printf '|%s|%s|%s|%s|%s|%s|\n' ------------------------------ ---------- ----------- ----------- ---------- --------
+	printf '| %-28s | %8s | %9s | %9s | %8s | %9s | %8s | %-6s |\n' step time "WAL time" "entries/s" replay "entries/s" "anon MiB" check
+	printf '|%s|%s|%s|%s|%s|%s|%s|%s|\n' ------------------------------ ---------- ----------- ----------- ---------- ----------- ---------- --------
 	awk -F'|' -v n="$entries" '
 		FNR == NR { t[$1] = $3; anon[$1] = $5; next }
 		{
-			wt = $2
-			printf "| %-28s | %7.2fs | %8.2fs | %9.0f | %8.0f | %-6s |\n", $1, t[$1], wt, (wt > 0 ? n / wt : 0), anon[$1] / 1024, $3
+			rt = ($3 == "-") ? "-" : sprintf("%.2fs", $3)
+			rr = ($3 == "-" || $3 == 0) ? "-" : sprintf("%.0f", n / $3)
+			printf "| %-28s | %7.2fs | %8.2fs | %9.0f | %8s | %9s | %8.0f | %-6s |\n", $1, t[$1], $2, ($2 > 0 ? n / $2 : 0), rt, rr, anon[$1] / 1024, $4
 		}' "$WORK/results" "$WORK/wal-results"
 fi

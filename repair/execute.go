@@ -96,8 +96,10 @@ var steps = map[StepName]stepFunc{
 	StepPublish:     publishStep,
 }
 
-// walSteps start the WAL phase of the progress display.
-var walSteps = map[StepName]bool{StepAudit: true, StepReplayFull: true, StepReplay: true}
+// walPhases are the phases of the progress display the WAL steps start:
+// the audit (with the anchors' trial replays) and the replay, each of
+// which reads the whole WAL.
+var walPhases = map[StepName]string{StepAudit: "checking the db against the WAL", StepReplayFull: "replaying the WAL", StepReplay: "replaying the WAL"}
 
 // Execute runs the plan's steps in order in a temp dir next to the output
 // and publishes the result. The Report says what each step did; it is
@@ -130,14 +132,14 @@ func (p *Plan) Execute() (*Report, error) {
 
 	st := &state{p: p, opts: opts, ctx: opts.Context, lg: lg, log: p.log, work: work, base: filepath.Join(work, "base.db"),
 		dbPresent: p.DB.Present, index: p.DB.ConsistentIndex, term: p.DB.Term, walMissing: p.WAL.Missing, dropped: map[string][]byte{}}
-	walPhase := false
+	walPhase := ""
 	for _, s := range p.Steps {
 		if err := salvage.Interrupted(st.ctx, "before the step "+string(s.Name)); err != nil {
 			return nil, err
 		}
-		if walSteps[s.Name] && !walPhase {
-			walPhase = true
-			salvage.StartPhase(opts.Progress, "reading and replaying the WAL", -1)
+		if ph := walPhases[s.Name]; ph != "" && ph != walPhase {
+			walPhase = ph
+			salvage.StartPhase(opts.Progress, ph, -1)
 		}
 		fn, ok := steps[s.Name]
 		if !ok {

@@ -36,7 +36,7 @@ func (c *cancelAt) Phase(name string, _ int64) {
 func TestRepairInterrupted(t *testing.T) {
 	for _, tc := range []struct{ name, phase string }{
 		{"during the scan", ""},
-		{"replaying the WAL", "reading and replaying the WAL"},
+		{"replaying the WAL", "replaying the WAL"},
 		{"writing the member dir", "writing the member dir"},
 		{"during the start check", "starting etcd on a copy"},
 	} {

@@ -125,7 +125,6 @@ func NewPlan(dataDir string, opts Options) (*Plan, error) {
 	// WALs instead.
 	log, werr := opts.log, error(nil)
 	if log == nil && !in.walMissing {
-		progressPhase(opts, "reading the WAL", -1)
 		log, werr = wal.Read(in.walDir)
 	}
 	if werr != nil && !errors.Is(werr, wal.ErrNoWAL) {

@@ -186,7 +186,7 @@ func readState(path string, keys bool) (*dbState, error) {
 	if err != nil {
 		return nil, err
 	}
-	if s.term == 0 {
+	if keys && s.term == 0 {
 		return nil, fmt.Errorf("%s: no term in meta: the WAL's entries need the db's", path)
 	}
 	return s, nil

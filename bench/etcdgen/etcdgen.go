@@ -11,7 +11,10 @@
 //
 // It is test and benchmark infrastructure: the benchmark harness writes a
 // 1 GiB file with it (bench/gendb), BenchmarkScan a 64 MiB one, and the
-// fuzz targets a few tiny ones with 1 KiB pages as seeds.
+// fuzz targets a few tiny ones with 1 KiB pages as seeds. DataDir
+// (datadir.go, wal.go) puts a data dir around such a db, with an empty WAL
+// or with committed entries after the db's index that etcd applies when it
+// starts, and Expect (expect.go) says what a store holds once they are.
 package etcdgen
 
 import (

@@ -56,7 +56,14 @@ type progress struct {
 
 func newProgress(stderr io.Writer) *progress {
 	f, ok := stderr.(*os.File)
-	return &progress{w: stderr, tty: ok && term.IsTerminal(int(f.Fd())), times: os.Getenv("BOLTFIX_PHASE_TIMES") != ""}
+	p := &progress{w: stderr, tty: ok && term.IsTerminal(int(f.Fd())), times: os.Getenv("BOLTFIX_PHASE_TIMES") != ""}
+	if p.times {
+		// What comes before the first phase is timed too: repair reads
+		// the WAL there (and works out the membership from it), before
+		// anything that can refuse, so it shows no bar.
+		p.phase, p.start = "reading the inputs", time.Now()
+	}
+	return p
 }
 
 // timePhase ends the timed phase, if any, and starts name.

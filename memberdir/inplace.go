@@ -4,13 +4,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"syscall"
 	"time"
 
 	"go.uber.org/zap"
+
+	"github.com/boltfix/boltfix/outfile"
 	"google.golang.org/protobuf/proto"
 
 	bolt "go.etcd.io/bbolt"
@@ -216,24 +217,15 @@ func moveFile(src, dst string) error {
 	return os.Remove(src)
 }
 
-// copySynced copies src to a new file dst and syncs it.
-func copySynced(src, dst string) (err error) {
-	in, err := os.Open(src)
+// copySynced copies src to a new file dst (outfile.CopyFile) and syncs it.
+func copySynced(src, dst string) error {
+	if err := outfile.CopyFile(src, dst); err != nil {
+		return err
+	}
+	f, err := os.OpenFile(dst, os.O_RDWR, 0)
 	if err != nil {
 		return err
 	}
-	defer in.Close()
-	out, err := os.OpenFile(dst, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if cerr := out.Close(); err == nil {
-			err = cerr
-		}
-	}()
-	if _, err = io.Copy(out, in); err != nil {
-		return err
-	}
-	return out.Sync()
+	defer f.Close()
+	return f.Sync()
 }

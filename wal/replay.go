@@ -175,6 +175,7 @@ func Replay(dbPath string, entries []*Entry, opts ReplayOptions) (*ReplayResult,
 	if err := checkOpenable(dbPath); err != nil {
 		return nil, err
 	}
+	defer RelaxMemoryLimit()() // etcd's index of every key is live from here
 	r, err := newReplayer(dbPath, opts)
 	if err != nil {
 		return nil, err

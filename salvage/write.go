@@ -161,6 +161,12 @@ func (w *dbWriter) commitNow() error {
 func (w *dbWriter) close() error {
 	w.done = true
 	err := w.stopQueue()
+	if err != nil && w.tx != nil {
+		// A queued put failed inside the open transaction: bbolt's Close
+		// would wait for it forever.
+		_ = w.tx.Rollback()
+		w.tx = nil
+	}
 	if err == nil {
 		err = w.begin()
 	}

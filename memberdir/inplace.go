@@ -18,6 +18,7 @@ import (
 	"go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/client/pkg/v3/fileutil"
 	"go.etcd.io/etcd/client/pkg/v3/types"
+	"go.etcd.io/etcd/etcdutl/v3/snapshot"
 	"go.etcd.io/etcd/server/v3/config"
 	"go.etcd.io/etcd/server/v3/etcdserver"
 	"go.etcd.io/etcd/server/v3/etcdserver/api/membership"
@@ -52,20 +53,25 @@ import (
 // the WAL's snapshot record, then consistent_index and term. One backend
 // open does all the db's writes. TestRestoreInPlaceIsRestore holds the
 // result against Restore's, file by file.
-func restoreInPlace(lg *zap.Logger, dbPath, outDir string, rc restoreConfig) error {
-	pURLs, err := types.NewURLs(rc.peerURLs)
+//
+// cfg is the RestoreConfig Write would give Restore: SnapshotPath is the
+// db moved in, OutputDataDir the member dir; the hash check and the mmap
+// size do not apply (a db boltfix wrote has no hash trailer).
+func restoreInPlace(lg *zap.Logger, cfg snapshot.RestoreConfig) error {
+	dbPath, outDir := cfg.SnapshotPath, cfg.OutputDataDir
+	pURLs, err := types.NewURLs(cfg.PeerURLs)
 	if err != nil {
 		return err
 	}
-	ics, err := types.NewURLsMap(rc.initialCluster)
+	ics, err := types.NewURLsMap(cfg.InitialCluster)
 	if err != nil {
 		return err
 	}
-	srv := config.ServerConfig{Logger: lg, Name: rc.name, PeerURLs: pURLs, InitialPeerURLsMap: ics, InitialClusterToken: rc.token}
+	srv := config.ServerConfig{Logger: lg, Name: cfg.Name, PeerURLs: pURLs, InitialPeerURLsMap: ics, InitialClusterToken: cfg.InitialClusterToken}
 	if err := srv.VerifyBootstrap(); err != nil {
 		return err
 	}
-	cl, err := membership.NewClusterFromURLsMap(lg, rc.token, ics)
+	cl, err := membership.NewClusterFromURLsMap(lg, cfg.InitialClusterToken, ics)
 	if err != nil {
 		return err
 	}
@@ -73,7 +79,7 @@ func restoreInPlace(lg *zap.Logger, dbPath, outDir string, rc restoreConfig) err
 		return fmt.Errorf("data-dir %q not empty or could not be read", outDir)
 	}
 	var latest mvcc.Revision
-	if rc.markCompacted && rc.bump > 0 {
+	if cfg.MarkCompacted && cfg.RevisionBump > 0 {
 		if latest, err = newestRevision(dbPath); err != nil {
 			return err
 		}
@@ -99,10 +105,10 @@ func restoreInPlace(lg *zap.Logger, dbPath, outDir string, rc restoreConfig) err
 	if err := mb.TrimMembershipFromBackend(); err != nil {
 		return err
 	}
-	if rc.markCompacted && rc.bump > 0 {
+	if cfg.MarkCompacted && cfg.RevisionBump > 0 {
 		tx := be.BatchTx()
 		tx.LockOutsideApply()
-		latest.Main += int64(rc.bump)
+		latest.Main += int64(cfg.RevisionBump)
 		latest.Sub = 0
 		tx.UnsafePut(schema.Key, mvcc.RevToBytes(latest, mvcc.NewRevBytes()), []byte{})
 		mvcc.UnsafeSetScheduledCompact(tx, latest.Main)
@@ -114,9 +120,9 @@ func restoreInPlace(lg *zap.Logger, dbPath, outDir string, rc restoreConfig) err
 	for _, m := range cl.Members() {
 		cl.AddMember(m, true)
 	}
-	m := cl.MemberByName(rc.name) //nolint:staticcheck // as Restore does: a new cluster has one member per name
+	m := cl.MemberByName(cfg.Name) //nolint:staticcheck // as Restore does: a new cluster has one member per name
 	if m == nil {
-		return fmt.Errorf("member %q not in the initial cluster", rc.name)
+		return fmt.Errorf("member %q not in the initial cluster", cfg.Name)
 	}
 	md, err := proto.Marshal(&etcdserverpb.Metadata{NodeID: proto.Uint64(uint64(m.ID)), ClusterID: proto.Uint64(uint64(cl.ID()))})
 	if err != nil {
@@ -173,14 +179,6 @@ func restoreInPlace(lg *zap.Logger, dbPath, outDir string, rc restoreConfig) err
 	closed = true
 	be.Close()
 	return verify.VerifyIfEnabled(verify.Config{ExactIndex: true, Logger: lg, DataDir: outDir})
-}
-
-// restoreConfig is what Write passes to Restore, or to restoreInPlace.
-type restoreConfig struct {
-	name, token, initialCluster string
-	peerURLs                    []string
-	bump                        uint64
-	markCompacted               bool
 }
 
 // newestRevision is the key bucket's newest revision: its last key (keys

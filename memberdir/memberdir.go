@@ -1,6 +1,7 @@
 // Package memberdir writes an etcd member dir (member/{snap/db, snap/*.snap,
-// wal}) around a healthy db, with etcdutl's snapshot restore, keeping the
-// original member's name and peer URLs (docs/recovery.md §8).
+// wal}) around a healthy db, with etcdutl's snapshot restore (or its steps,
+// on a db given away, in place: inplace.go), keeping the original member's
+// name and peer URLs (docs/recovery.md §8).
 package memberdir
 
 import (
@@ -102,23 +103,23 @@ func Write(dbPath, outDir string, cfg Config) (*Result, error) {
 	for _, u := range res.PeerURLs {
 		ic = append(ic, res.Name+"="+u)
 	}
+	rc := snapshot.RestoreConfig{
+		SnapshotPath:        dbPath,
+		Name:                res.Name,
+		OutputDataDir:       outDir,
+		PeerURLs:            res.PeerURLs,
+		InitialCluster:      strings.Join(ic, ","),
+		InitialClusterToken: token,
+		// A db boltfix wrote has no sha256 trailer.
+		SkipHashCheck: true,
+		RevisionBump:  cfg.RevisionBump,
+		MarkCompacted: cfg.MarkCompacted,
+	}
 	var err error
 	if cfg.TakeDB {
-		err = restoreInPlace(lg, dbPath, outDir, restoreConfig{name: res.Name, token: token, initialCluster: strings.Join(ic, ","),
-			peerURLs: res.PeerURLs, bump: cfg.RevisionBump, markCompacted: cfg.MarkCompacted})
+		err = restoreInPlace(lg, rc)
 	} else {
-		err = snapshot.NewV3(lg).Restore(snapshot.RestoreConfig{
-			SnapshotPath:        dbPath,
-			Name:                res.Name,
-			OutputDataDir:       outDir,
-			PeerURLs:            res.PeerURLs,
-			InitialCluster:      strings.Join(ic, ","),
-			InitialClusterToken: token,
-			// A db boltfix wrote has no sha256 trailer.
-			SkipHashCheck: true,
-			RevisionBump:  cfg.RevisionBump,
-			MarkCompacted: cfg.MarkCompacted,
-		})
+		err = snapshot.NewV3(lg).Restore(rc)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("restore member dir: %w", err)

@@ -54,12 +54,13 @@ func startCheck(dataDir string) (int, int64, error) {
 		return 0, 0, err
 	}
 	defer e.Close()
+	timeout := readyTimeout(dataDir)
 	select {
 	case <-e.Server.ReadyNotify():
 	case err := <-e.Err():
 		return 0, 0, fmt.Errorf("etcd stopped: %w", err)
-	case <-time.After(readyTimeout(dataDir)):
-		return 0, 0, fmt.Errorf("etcd did not become ready within %s (consistent_index above the WAL commit?)", readyTimeout(dataDir))
+	case <-time.After(timeout):
+		return 0, 0, fmt.Errorf("etcd did not become ready within %s (consistent_index above the WAL commit?)", timeout)
 	}
 	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{curl.String()}, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
 	if err != nil {

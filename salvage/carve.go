@@ -37,10 +37,6 @@ type carved struct {
 // etcdKey returns c's etcd key; it aliases cr.names.
 func (cr *carveResult) etcdKey(c *carved) []byte { return cr.names.Get(c.key) }
 
-// revKeyLess orders revisions as their revision keys' bytes: by main, sub,
-// then a put before a tombstone.
-func revKeyLess(a, b pagewalk.Revision) bool { return pagewalk.CompareRevisions(a, b) < 0 }
-
 // revKey returns c's revision key (a new slice).
 func (c *carved) revKey() []byte { return pagewalk.RevisionKey(c.rev) }
 
@@ -254,7 +250,7 @@ func carve(ctx context.Context, res *pagewalk.Result, progress Counter, needAll 
 				whole = false
 				continue
 			}
-			if whole && len(revs) > 0 && !revKeyLess(revs[len(revs)-1], rev) {
+			if whole && len(revs) > 0 && cmpRev(revs[len(revs)-1], rev) >= 0 {
 				whole = false
 			}
 			kv, err := decodeRecord(rev, e.Value)
@@ -448,7 +444,7 @@ func (ci *copyIndex) add(rev pagewalk.Revision, ref copyRef) {
 
 // finish sorts what add gathered, in place; of answers only after it.
 func (ci *copyIndex) finish() {
-	sort.SliceStable(ci.pending, func(i, j int) bool { return revKeyLess(ci.pending[i].rev, ci.pending[j].rev) })
+	sort.SliceStable(ci.pending, func(i, j int) bool { return cmpRev(ci.pending[i].rev, ci.pending[j].rev) < 0 })
 }
 
 // of returns the carved copies of the record at revision key k, in the
@@ -459,7 +455,7 @@ func (ci *copyIndex) of(k []byte) []copyEntry {
 	if !ok {
 		return nil
 	}
-	lo := sort.Search(len(ci.pending), func(i int) bool { return !revKeyLess(ci.pending[i].rev, rev) })
+	lo := sort.Search(len(ci.pending), func(i int) bool { return cmpRev(ci.pending[i].rev, rev) >= 0 })
 	hi := lo
 	for hi < len(ci.pending) && ci.pending[hi].rev == rev {
 		hi++
@@ -477,7 +473,7 @@ func sortCarved(recs []carved) {
 	sort.Slice(recs, func(i, j int) bool {
 		a, b := &recs[i], &recs[j]
 		if a.rev != b.rev {
-			return revKeyLess(a.rev, b.rev)
+			return cmpRev(a.rev, b.rev) < 0
 		}
 		if a.page != b.page {
 			return a.page < b.page

@@ -71,7 +71,8 @@ func (t *tiling) isLive(k pagewalk.Revision) bool {
 	return i < len(t.recs) && t.recs[i] == k
 }
 
-// cmpRev orders revisions as their revision keys' bytes (revKeyLess).
+// cmpRev orders revisions as their revision keys' bytes: by main, sub,
+// then a put before a tombstone.
 // The records of a tiling are revisions, not keys: a damaged db of a few
 // GiB holds millions of them, and a Revision holds no pointer.
 func cmpRev(a, b pagewalk.Revision) int { return pagewalk.CompareRevisions(a, b) }
@@ -397,7 +398,7 @@ func resolveTiling(nodes []*tileNode, m int, compact int64) []tileSolution {
 			}
 		}
 	}
-	sort.Slice(above, func(i, j int) bool { return revKeyLess(above[i], above[j]) })
+	sort.Slice(above, func(i, j int) bool { return cmpRev(above[i], above[j]) < 0 })
 	var cur []*tileNode
 	seen := map[string]bool{}
 	sort.Slice(nodes, func(i, j int) bool { return nodes[i].pgid < nodes[j].pgid })
@@ -412,7 +413,7 @@ func resolveTiling(nodes []*tileNode, m int, compact int64) []tileSolution {
 		seen[sig] = true
 		cur = append(cur, n)
 	}
-	sort.Slice(cur, func(i, j int) bool { return revKeyLess(cur[i].first(), cur[j].first()) })
+	sort.Slice(cur, func(i, j int) bool { return cmpRev(cur[i].first(), cur[j].first()) < 0 })
 	s := &tileSearch{m: m, compact: compact, above: above, budget: maxTilingStates}
 	s.search(cur)
 	if s.budget < 0 {

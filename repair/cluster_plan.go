@@ -78,6 +78,9 @@ func NewClusterPlan(dataDirs []string, opts Options) (*ClusterPlan, error) {
 			return nil, err
 		}
 	}
+	if err := salvage.ValidPageSize(opts.PageSize); err != nil {
+		return nil, err
+	}
 	// The sources are read into a report's fields (the functions the run
 	// shares); the plan keeps them, and the run's report starts from them.
 	scratch := &ClusterReport{Notes: []string{}, Sources: []SourceMember{}}

@@ -17,6 +17,9 @@ type Options struct {
 	Out        string
 	Force      bool
 	Aggressive bool
+	// PageSize is the new db's page size in bytes; 0 lets salvage choose
+	// (salvage.OutputPageSize).
+	PageSize int
 	// WALDir is etcd's --wal-dir when the WAL is not under the data dir.
 	WALDir string
 

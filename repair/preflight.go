@@ -7,6 +7,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/boltfix/boltfix/salvage"
 )
 
 // ErrNotRegularFile: the db or a WAL segment is a FIFO, device or socket.
@@ -32,6 +34,9 @@ type inputs struct {
 // work, so a typo costs nothing on a large db. It only stats files.
 func preflight(dataDir string, opts Options) (*inputs, error) {
 	if err := CheckOutput(dataDir, opts.Out, opts.Force); err != nil {
+		return nil, err
+	}
+	if err := salvage.ValidPageSize(opts.PageSize); err != nil {
 		return nil, err
 	}
 	if st, err := os.Stat(dataDir); err != nil {

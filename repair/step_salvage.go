@@ -17,7 +17,7 @@ import (
 // the newest salvaged revision, and what lies above it is uncertain.
 func salvageStep(st *state, rep *Report) (bool, string, error) {
 	p := st.p
-	srep, err := salvage.FromScan(p.scan, p.in.db, st.base, salvage.Options{Aggressive: st.opts.Aggressive, MaxListed: 100,
+	srep, err := salvage.FromScan(p.scan, p.in.db, st.base, salvage.Options{Aggressive: st.opts.Aggressive, MaxListed: 100, PageSize: st.opts.PageSize,
 		Progress: st.opts.Progress, Context: st.ctx,
 		// check-output runs bbolt's check on the final db, which holds
 		// every page the salvage wrote plus the restore's.

@@ -112,6 +112,7 @@ func fromScanGeneric(res *pagewalk.Result, in, out string, opts Options) (*Repor
 	if err != nil {
 		return nil, err
 	}
+	rep.PageSize = w.db.Info().PageSize
 	published := false
 	defer func() {
 		if !published {

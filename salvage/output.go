@@ -29,7 +29,7 @@ func openOutput(out string, res *pagewalk.Result, opts Options) (tmp string, w *
 	if tmp, err = tempPath(out); err != nil {
 		return "", nil, err
 	}
-	if w, err = newDBWriter(tmp, res.File.Size()); err != nil {
+	if w, err = newDBWriter(tmp, res.File.Size(), OutputPageSize(res.File.PageSize, opts.PageSize)); err != nil {
 		os.Remove(tmp) // what a failed open may have created
 		return "", nil, err
 	}

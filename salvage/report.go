@@ -74,6 +74,8 @@ type Report struct {
 	// error instead), so in a returned report it is always true: tests
 	// check the output file itself, not this flag.
 	Verified bool `json:"verified"`
+	// PageSize is the new file's page size in bytes (OutputPageSize).
+	PageSize int `json:"page_size"`
 	// Complete is true when nothing was lost or left out.
 	Complete bool     `json:"complete"`
 	Notes    []string `json:"notes"`

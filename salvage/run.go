@@ -39,6 +39,9 @@ type Options struct {
 	// db after the restore has written to it): a second full read of a
 	// multi-GiB file buys nothing. Report.Verified stays false.
 	SkipCheck bool
+	// PageSize is the new file's page size in bytes; 0 chooses
+	// (OutputPageSize). ValidPageSize says which sizes are allowed.
+	PageSize int
 }
 
 // etcdBuckets are created in every salvaged etcd db, so etcd finds them.
@@ -110,6 +113,7 @@ func fromScan(res *pagewalk.Result, in, out string, opts Options, distrust strin
 	if err != nil {
 		return nil, err
 	}
+	rep.PageSize = w.db.Info().PageSize
 	// The bar counts records written against every record reached or
 	// carved (the held-back carved records may not all be written: the
 	// bar can end short of its total, never past it).

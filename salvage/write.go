@@ -43,16 +43,18 @@ type dbWriter struct {
 // once: a bar redraw per record would cost more than the record.
 const progressBatch = 4096
 
-// newDBWriter creates the bbolt file at path; sizeHint is about how large
-// it will grow (the input's size): bbolt maps that much at once instead of
-// remapping as the file grows, each remap a copy of every node in memory.
-func newDBWriter(path string, sizeHint int64) (*dbWriter, error) {
+// newDBWriter creates the bbolt file at path with pages of pageSize bytes
+// (OutputPageSize); sizeHint is about how large it will grow (the input's
+// size): bbolt maps that much at once instead of remapping as the file
+// grows, each remap a copy of every node in memory.
+func newDBWriter(path string, sizeHint int64, pageSize int) (*dbWriter, error) {
 	db, err := bolt.Open(path, 0600, &bolt.Options{
 		Timeout:         time.Second,
 		NoFreelistSync:  true, // as etcd opens it
 		FreelistType:    bolt.FreelistMapType,
 		NoGrowSync:      true,
 		InitialMmapSize: int(min(max(sizeHint, 0), maxInitialMmap)),
+		PageSize:        pageSize,
 	})
 	if err != nil {
 		return nil, err

@@ -16,7 +16,7 @@ import (
 // transaction it left open.
 func TestWriteQueue(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "q.db")
-	w, err := newDBWriter(path, 0)
+	w, err := newDBWriter(path, 0, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -52,7 +52,7 @@ func TestWriteQueue(t *testing.T) {
 	}
 
 	for _, end := range []string{"close", "abort"} {
-		w, err := newDBWriter(filepath.Join(t.TempDir(), "i.db"), 0)
+		w, err := newDBWriter(filepath.Join(t.TempDir(), "i.db"), 0, 0)
 		if err != nil {
 			t.Fatal(err)
 		}

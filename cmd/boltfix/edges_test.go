@@ -17,6 +17,7 @@ import (
 	"github.com/boltfix/boltfix/fixtures"
 	"github.com/boltfix/boltfix/repair"
 	"github.com/spf13/cobra"
+	bolt "go.etcd.io/bbolt"
 )
 
 // runWithin runs the CLI and fails the test if it has not returned after
@@ -281,4 +282,42 @@ func init() {
 			},
 		}
 	})
+}
+
+// TestPageSizeRefused: a --page-size bbolt cannot or salvage will not
+// write is refused with exit 2 before any work, and nothing is written; a
+// valid one is used.
+func TestPageSizeRefused(t *testing.T) {
+	dir, _ := fixtures.Cached(t, "default", fixtures.DefaultWorkload())
+	tmp := t.TempDir()
+	for _, args := range [][]string{
+		{"salvage", fixtures.DBPath(dir), "--out", filepath.Join(tmp, "a.db"), "--page-size", "1000"},
+		{"salvage", fixtures.DBPath(dir), "--out", filepath.Join(tmp, "a.db"), "--page-size", "131072"},
+		{"repair", dir, "--out", filepath.Join(tmp, "a.dir"), "--page-size", "2048", "--skip-start-check"},
+	} {
+		code, _, errOut := runCLI(args...)
+		if code != 2 || !strings.Contains(errOut, "--page-size") {
+			t.Errorf("%v: exit %d, stderr %q; want 2 naming --page-size", args, code, errOut)
+		}
+		if _, err := os.Stat(args[3]); err == nil {
+			t.Errorf("%v: wrote %s", args, args[3])
+		}
+	}
+	out := filepath.Join(tmp, "b.db")
+	if code, _, errOut := runCLI("salvage", fixtures.DBPath(dir), "--out", out, "--page-size", "4096", "--json"); code != 0 {
+		t.Fatalf("--page-size 4096: exit %d: %s", code, errOut)
+	}
+	if ps := dbPageSize(t, out); ps != 4096 {
+		t.Errorf("--page-size 4096 wrote %d-byte pages", ps)
+	}
+}
+
+func dbPageSize(t *testing.T, path string) int {
+	t.Helper()
+	db, err := bolt.Open(path, 0o400, &bolt.Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	return db.Info().PageSize
 }

@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/boltfix/boltfix/repair"
+	"github.com/boltfix/boltfix/salvage"
 	"github.com/spf13/cobra"
 )
 
@@ -21,6 +22,7 @@ type repairOptions struct {
 	markCompacted                            bool
 	json, aggressive, force, noStart         bool
 	forceNewCluster, dryRun                  bool
+	pageSize                                 int
 }
 
 func (o *repairOptions) AddFlags(cmd *cobra.Command) {
@@ -38,6 +40,7 @@ func (o *repairOptions) AddFlags(cmd *cobra.Command) {
 	f.BoolVar(&o.markCompacted, "mark-compacted", false, "mark the bumped revision compacted so watchers relist (default: with an automatic bump)")
 	f.BoolVar(&o.noStart, "skip-start-check", false, "do not start etcd on a copy of the result to check it")
 	f.BoolVar(&o.forceNewCluster, "force-new-cluster", false, "write a new one-member cluster even when DATA_DIR is one member of a cluster with other members (they must never run again beside it)")
+	f.IntVar(&o.pageSize, "page-size", 0, pageSizeUsage)
 	f.BoolVar(&o.dryRun, "dry-run", false, "print the plan (sources, strategy and why, steps, outputs) and write nothing")
 	_ = cmd.MarkFlagRequired("out")
 	_ = cmd.MarkFlagDirname("out")
@@ -105,7 +108,10 @@ func repairFunc(cmd *cobra.Command, dataDir string, o repairOptions) error {
 		return cantRun(fmt.Errorf("%s is not a data dir", dataDir))
 	}
 	ctx := cmd.Context()
-	opts := repair.Options{Out: o.out, Force: o.force, Aggressive: o.aggressive, Name: o.name, WALDir: o.walDir,
+	if err := salvage.ValidPageSize(o.pageSize); err != nil {
+		return cantRun(fmt.Errorf("--page-size: %w", err))
+	}
+	opts := repair.Options{Out: o.out, Force: o.force, Aggressive: o.aggressive, Name: o.name, WALDir: o.walDir, PageSize: o.pageSize,
 		InitialCluster: o.initialCluster, InitialAdvertisePeerURLs: o.peerURLs, InitialClusterToken: o.token,
 		SkipStartCheck: o.noStart, Context: ctx, ForceNewCluster: o.forceNewCluster,
 		StartCheck: func(dir string) (int, int64, error) { return childStartCheck(ctx, dir) }}

@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/boltfix/boltfix/repair"
+	"github.com/boltfix/boltfix/salvage"
 	"github.com/spf13/cobra"
 )
 
@@ -30,7 +31,10 @@ func repairClusterFunc(cmd *cobra.Command, dataDirs []string, o repairOptions) e
 		}
 	}
 	ctx := cmd.Context()
-	opts := repair.Options{Out: o.out, Force: o.force, Aggressive: o.aggressive,
+	if err := salvage.ValidPageSize(o.pageSize); err != nil {
+		return cantRun(fmt.Errorf("--page-size: %w", err))
+	}
+	opts := repair.Options{Out: o.out, Force: o.force, Aggressive: o.aggressive, PageSize: o.pageSize,
 		InitialClusterToken: o.token, SkipStartCheck: o.noStart, Context: ctx,
 		ClusterStartCheck: func(db string, n int, work string) ([]int, int64, error) { return childClusterCheck(ctx, db, n, work) }}
 	if o.dryRun {

@@ -20,13 +20,18 @@ type salvageOptions struct {
 	json       bool
 	aggressive bool
 	force      bool
+	pageSize   int
 }
+
+// pageSizeUsage is --page-size's help, shared by salvage and repair.
+const pageSizeUsage = "page size of the new db in bytes, a power of two from 4096 to 65536 (default: the input's or 16384, whichever is larger; 4096 is what etcd creates on x86)"
 
 func (o *salvageOptions) AddFlags(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&o.out, "out", "", "path of the new db to write (required; never the input)")
 	cmd.Flags().BoolVar(&o.json, "json", false, "print the report as one JSON document (schema "+salvage.ReportSchema+")")
 	cmd.Flags().BoolVar(&o.aggressive, "aggressive", false, "keep carved records that may be compaction garbage (flagged; may resurrect deleted keys)")
 	cmd.Flags().BoolVar(&o.force, "force", false, "replace --out if it exists")
+	cmd.Flags().IntVar(&o.pageSize, "page-size", 0, pageSizeUsage)
 	_ = cmd.MarkFlagRequired("out")
 }
 
@@ -71,6 +76,9 @@ func salvageFunc(ctx context.Context, stdout, stderr io.Writer, arg string, o sa
 	if err := salvage.CheckOutput(in, o.out, o.force); err != nil {
 		return cantRun(err)
 	}
+	if err := salvage.ValidPageSize(o.pageSize); err != nil {
+		return cantRun(fmt.Errorf("--page-size: %w", err))
+	}
 	f, err := pagewalk.Open(in)
 	if err != nil {
 		return cantRun(err)
@@ -86,7 +94,7 @@ func salvageFunc(ctx context.Context, stdout, stderr io.Writer, arg string, o sa
 	if err != nil {
 		return cantRun(err)
 	}
-	rep, err := salvage.FromScan(res, in, o.out, salvage.Options{Aggressive: o.aggressive, Force: o.force, Progress: bar, Context: ctx})
+	rep, err := salvage.FromScan(res, in, o.out, salvage.Options{Aggressive: o.aggressive, Force: o.force, PageSize: o.pageSize, Progress: bar, Context: ctx})
 	bar.Done()
 	if err != nil {
 		var re *salvage.RecordError

@@ -2,8 +2,9 @@ package salvage
 
 import "os"
 
-// writeBack syncs a file being written in the background, so the disk
-// writes the data committed so far while the CPU builds what comes next.
+// writeBack starts the disk writing a file being written, in the
+// background, so the disk writes the data committed so far while the CPU
+// builds what comes next.
 //
 // bbolt's own fsync per commit is off (NoSync): each would stall the copy
 // until the disk caught up. Without any sync until the end, a machine with
@@ -11,8 +12,15 @@ import "os"
 // kernel starts writing back only past dirty_background_ratio, 10% of
 // RAM) and the one fsync at the end then waits for the whole file: the
 // copy's CPU time and the disk's time add up instead of overlapping.
-// Syncing from a second descriptor in a goroutine after every commit
-// overlaps them; the final sync has only the last transaction left.
+// After every commit a goroutine asks for the dirty pages to be written
+// (startWriting, from a second descriptor); the final fsync finds most of
+// the file on disk already, and it is the one that makes the file durable.
+//
+// On Linux the ask is sync_file_range(SYNC_FILE_RANGE_WRITE): it starts
+// the writeback and returns, where an fsync per commit also waited for it
+// and for a journal commit each time, and its journal commits held up
+// bbolt's page writes (1 to 2 s of a 13 s copy of a 5 GiB db). Elsewhere
+// it is an fsync.
 type writeBack struct {
 	f      *os.File
 	wake   chan struct{}
@@ -36,14 +44,14 @@ func startWriteBack(path string) *writeBack {
 func (wb *writeBack) run() {
 	defer close(wb.done)
 	for range wb.wake {
-		if err := wb.f.Sync(); err != nil && wb.err == nil {
+		if err := startWriting(wb.f); err != nil && wb.err == nil {
 			wb.err = err
 		}
 	}
 }
 
-// kick asks for a sync of everything written so far; it never blocks: a
-// sync already asked for and not yet started covers this one too.
+// kick asks for everything written so far to be written back; it never
+// blocks: an ask not yet taken up covers this one too.
 func (wb *writeBack) kick() {
 	if wb == nil || wb.closed {
 		return
@@ -54,9 +62,10 @@ func (wb *writeBack) kick() {
 	}
 }
 
-// stop waits for the sync under way and returns the first error a sync
-// met (a failed fsync can lose data written before it: the caller must
-// not trust the file).
+// stop waits for the writeback ask under way and returns the first error
+// one met (a failed fsync can lose data written before it: the caller
+// must not trust the file). It does not make the file durable: the
+// caller's final fsync does.
 func (wb *writeBack) stop() error {
 	if wb == nil || wb.closed {
 		return nil

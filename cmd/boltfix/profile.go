@@ -4,6 +4,7 @@ import (
 	"os"
 	"runtime"
 	"runtime/pprof"
+	"runtime/trace"
 	"time"
 )
 
@@ -12,17 +13,30 @@ import (
 //
 //	BOLTFIX_CPUPROFILE=cpu.pprof   CPU profile of the whole run
 //	BOLTFIX_MEMPROFILE=heap.pprof  heap profile taken near the heap's peak
+//	BOLTFIX_TRACE=trace.out        execution trace (go tool trace): where
+//	                               goroutines wait, which a CPU profile
+//	                               does not show
 //
 // The heap profile is rewritten whenever the live heap grows by a tenth
 // over the last one written (checked every 200 ms), so it shows what was
 // live at the peak, not what is left at exit. Read with go tool pprof.
 func startProfiles() (stop func()) {
 	var stops []func()
-	cpu, mem := os.Getenv("BOLTFIX_CPUPROFILE"), os.Getenv("BOLTFIX_MEMPROFILE")
+	cpu, mem, tr := os.Getenv("BOLTFIX_CPUPROFILE"), os.Getenv("BOLTFIX_MEMPROFILE"), os.Getenv("BOLTFIX_TRACE")
 	// Not for the children (repair's start check): they would overwrite
 	// the parent's profiles.
 	os.Unsetenv("BOLTFIX_CPUPROFILE")
 	os.Unsetenv("BOLTFIX_MEMPROFILE")
+	os.Unsetenv("BOLTFIX_TRACE")
+	if p := tr; p != "" {
+		if f, err := os.Create(p); err == nil {
+			if trace.Start(f) == nil {
+				stops = append(stops, func() { trace.Stop(); f.Close() })
+			} else {
+				f.Close()
+			}
+		}
+	}
 	if p := cpu; p != "" {
 		if f, err := os.Create(p); err == nil {
 			if pprof.StartCPUProfile(f) == nil {

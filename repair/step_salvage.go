@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"time"
 
 	"github.com/boltfix/boltfix/pagewalk"
 	"github.com/boltfix/boltfix/salvage"
@@ -143,7 +142,7 @@ func openKeyDamage(res *pagewalk.Result) bool {
 // dropAbove deletes key-bucket records above main revision rev from the
 // healthy db at path, keeping them in out for the cross-check.
 func dropAbove(path string, rev int64, out map[string][]byte) error {
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second, NoFreelistSync: true})
+	db, err := bolt.Open(path, 0o600, keepFreelist)
 	if err != nil {
 		return err
 	}

@@ -2,10 +2,12 @@ package salvage
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 
 	"github.com/boltfix/boltfix/pagewalk"
@@ -195,7 +197,6 @@ func carve(ctx context.Context, res *pagewalk.Result, progress Counter, needAll 
 	if needAll {
 		need = keyRanges{all: true}
 	}
-	var buf []byte
 	cands := res.CarveCandidates()
 	cr.cands = len(cands)
 	// A damaged db of a few GiB carves millions of records: every table
@@ -214,15 +215,27 @@ func carve(ctx context.Context, res *pagewalk.Result, progress Counter, needAll 
 	cr.copies.pending = spill.Slice[copyEntry](sp, bound)
 	leafRevs := spill.Slice[pagewalk.Revision](sp, bound)
 	StartPhase(progress, "carving unreached pages", int64(len(cands)))
-	for i, pgid := range cands {
+	ahead := readPagesAhead(res, cands)
+	defer ahead.close()
+	var buf []byte // for the nodes too large to read ahead
+	var prev aheadPage
+	for i := 0; ; i++ {
+		// Nothing aliases the last page's buffer any more.
+		ahead.release(prev)
+		prev = aheadPage{}
 		if i%1024 == 0 && Interrupted(ctx, "carving") != nil {
 			break
 		}
+		p, ok, nb := ahead.next(res, buf)
+		buf = nb
+		if !ok {
+			break
+		}
+		prev = p
 		if progress != nil {
 			progress.Add(1)
 		}
-		n, nb, err := res.File.ReadNodeInto(pgid, buf, carveLimit(res, pgid))
-		buf = nb
+		pgid, n, err := p.pgid, p.n, p.err
 		if err != nil {
 			continue
 		}
@@ -310,6 +323,7 @@ func carve(ctx context.Context, res *pagewalk.Result, progress Counter, needAll 
 			cr.recs = append(cr.recs, c)
 		}
 	}
+	ahead.close()
 	cr.copies.finish()
 	// One record per revision: the first carved copy (lowest page), the
 	// others counted as duplicates or, where they differ, settled below.
@@ -443,8 +457,12 @@ func (ci *copyIndex) add(rev pagewalk.Revision, ref copyRef) {
 }
 
 // finish sorts what add gathered, in place; of answers only after it.
+//
+// Stable: copies of one revision stay in the order they were carved. The
+// generic sort moves the entries directly; sort.SliceStable moved them
+// through reflection, 1.9 s for the 2.6M copies of a damaged 5 GiB db.
 func (ci *copyIndex) finish() {
-	sort.SliceStable(ci.pending, func(i, j int) bool { return cmpRev(ci.pending[i].rev, ci.pending[j].rev) < 0 })
+	slices.SortStableFunc(ci.pending, func(a, b copyEntry) int { return cmpRev(a.rev, b.rev) })
 }
 
 // of returns the carved copies of the record at revision key k, in the
@@ -470,15 +488,14 @@ func (ci *copyIndex) of(k []byte) []copyEntry {
 // byte order is revision order), then by where they were carved: the
 // first copy of a revision comes first.
 func sortCarved(recs []carved) {
-	sort.Slice(recs, func(i, j int) bool {
-		a, b := &recs[i], &recs[j]
-		if a.rev != b.rev {
-			return cmpRev(a.rev, b.rev) < 0
+	slices.SortFunc(recs, func(a, b carved) int {
+		if c := cmpRev(a.rev, b.rev); c != 0 {
+			return c
 		}
-		if a.page != b.page {
-			return a.page < b.page
+		if c := cmp.Compare(a.page, b.page); c != 0 {
+			return c
 		}
-		return a.elem < b.elem
+		return cmp.Compare(a.elem, b.elem)
 	})
 }
 

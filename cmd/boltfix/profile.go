@@ -1,6 +1,7 @@
 package main
 
 import (
+	"io"
 	"os"
 	"runtime"
 	"runtime/pprof"
@@ -28,23 +29,11 @@ func startProfiles() (stop func()) {
 	os.Unsetenv("BOLTFIX_CPUPROFILE")
 	os.Unsetenv("BOLTFIX_MEMPROFILE")
 	os.Unsetenv("BOLTFIX_TRACE")
-	if p := tr; p != "" {
-		if f, err := os.Create(p); err == nil {
-			if trace.Start(f) == nil {
-				stops = append(stops, func() { trace.Stop(); f.Close() })
-			} else {
-				f.Close()
-			}
-		}
+	if stop := recordTo(tr, trace.Start, trace.Stop); stop != nil {
+		stops = append(stops, stop)
 	}
-	if p := cpu; p != "" {
-		if f, err := os.Create(p); err == nil {
-			if pprof.StartCPUProfile(f) == nil {
-				stops = append(stops, func() { pprof.StopCPUProfile(); f.Close() })
-			} else {
-				f.Close()
-			}
-		}
+	if stop := recordTo(cpu, pprof.StartCPUProfile, pprof.StopCPUProfile); stop != nil {
+		stops = append(stops, stop)
 	}
 	if p := mem; p != "" {
 		done := make(chan struct{})
@@ -87,4 +76,22 @@ func startProfiles() (stop func()) {
 			s()
 		}
 	}
+}
+
+// recordTo starts a recording (the CPU profile, the execution trace) into
+// a new file at path and returns what ends it; nil when path is empty or
+// the recording cannot start.
+func recordTo(path string, start func(io.Writer) error, end func()) (stop func()) {
+	if path == "" {
+		return nil
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return nil
+	}
+	if start(f) != nil {
+		f.Close()
+		return nil
+	}
+	return func() { end(); f.Close() }
 }

@@ -204,11 +204,19 @@ func (w *dbWriter) abort() {
 
 // Check opens the bbolt file at path read-only and runs bbolt's own
 // consistency check, with resident memory bounded as verify's is.
-func Check(path string) error { return verify(path) }
+func Check(path string) error { return check(path, true) }
+
+// CheckMapped is Check keeping bbolt's mapped pages resident: for a caller
+// that has mapped the whole file already (repair: etcd's backend maps the
+// db it restores with MAP_POPULATE), so dropping them would lower no peak
+// and only slow the check (0.7 s of 5 on a 5 GiB db).
+func CheckMapped(path string) error { return check(path, false) }
 
 // verify opens the written file with bbolt and runs its own consistency
 // check: the output must be a healthy file.
-func verify(path string) error {
+func verify(path string) error { return check(path, true) }
+
+func check(path string, drop bool) error {
 	db, err := bolt.Open(path, 0400, &bolt.Options{ReadOnly: true, Timeout: time.Second})
 	if err != nil {
 		return err
@@ -218,7 +226,7 @@ func verify(path string) error {
 	// those mapped pages count against the process (and a container's
 	// memory limit). Drop them as the check goes: they fault back in from
 	// the page cache when bbolt needs them again.
-	if st, err := os.Stat(path); err == nil {
+	if st, err := os.Stat(path); err == nil && drop {
 		defer dropMappedPages(db.Info().Data, st.Size())()
 	}
 	return db.View(func(tx *bolt.Tx) error {

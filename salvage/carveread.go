@@ -13,8 +13,13 @@ const carveAhead = 32
 
 // maxAheadNode bounds a node read ahead: a larger one (a record of more
 // than a MiB on overflow pages) is read by the carving itself, so the
-// pages in flight hold at most carveAhead+1 MiB whatever the headers say.
+// pages in flight (carveAhead queued, one being read, one being carved)
+// hold at most carveAhead+2 MiB whatever the headers say.
 const maxAheadNode = 1 << 20
+
+// maxSpareBuf bounds a buffer kept for reuse: the spare ones hold at most
+// (carveAhead+2) x 64 KiB.
+const maxSpareBuf = 64 << 10
 
 // aheadPage is one candidate as read ahead: its node (nil with err), or
 // reread when the carving must read it itself (larger than maxAheadNode).
@@ -82,7 +87,7 @@ func (r *pagesAhead) next(res *pagewalk.Result, buf []byte) (p aheadPage, ok boo
 
 // done with p: its buffer may be reused; nothing may alias it any more.
 func (r *pagesAhead) release(p aheadPage) {
-	if p.buf == nil || cap(p.buf) > maxAheadNode {
+	if p.buf == nil || cap(p.buf) > maxSpareBuf {
 		return
 	}
 	select {

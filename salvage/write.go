@@ -202,14 +202,10 @@ func (w *dbWriter) abort() {
 	_ = w.db.Close()
 }
 
-// Check opens the bbolt file at path read-only and runs bbolt's own
-// consistency check, with resident memory bounded as verify's is.
-func Check(path string) error { return check(path, true) }
-
-// CheckMapped is Check keeping bbolt's mapped pages resident: for a caller
-// that has mapped the whole file already (repair: etcd's backend maps the
-// db it restores with MAP_POPULATE), so dropping them would lower no peak
-// and only slow the check (0.7 s of 5 on a 5 GiB db).
+// CheckMapped is verify keeping bbolt's mapped pages resident: for a
+// caller that has mapped the whole file already (repair: etcd's backend
+// maps the db it restores with MAP_POPULATE), so dropping them would lower
+// no peak and only slow the check (0.7 s of 5 on a 5 GiB db).
 func CheckMapped(path string) error { return check(path, false) }
 
 // verify opens the written file with bbolt and runs its own consistency

@@ -226,7 +226,7 @@ func carve(ctx context.Context, res *pagewalk.Result, progress Counter, needAll 
 		if i%1024 == 0 && Interrupted(ctx, "carving") != nil {
 			break
 		}
-		p, ok, nb := ahead.next(res, buf)
+		p, ok, nb := ahead.next(buf)
 		buf = nb
 		if !ok {
 			break

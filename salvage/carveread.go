@@ -32,6 +32,7 @@ type aheadPage struct {
 }
 
 type pagesAhead struct {
+	res    *pagewalk.Result
 	pages  chan aheadPage
 	closed bool
 	// spare holds buffers the carving is done with, for the reader to
@@ -45,7 +46,7 @@ type pagesAhead struct {
 // readPagesAhead starts reading pgids' nodes, each bounded as carve bounds
 // it (carveLimit).
 func readPagesAhead(res *pagewalk.Result, pgids []uint64) *pagesAhead {
-	r := &pagesAhead{pages: make(chan aheadPage, carveAhead), spare: make(chan []byte, carveAhead+2),
+	r := &pagesAhead{res: res, pages: make(chan aheadPage, carveAhead), spare: make(chan []byte, carveAhead+2),
 		stop: make(chan struct{}), done: make(chan struct{})}
 	ps := int64(res.File.PageSize)
 	go func() {
@@ -76,10 +77,10 @@ func readPagesAhead(res *pagewalk.Result, pgids []uint64) *pagesAhead {
 // next returns the next candidate's node, reading it here when it was
 // too large to read ahead (into buf, which it returns grown). ok is false
 // when every candidate has been returned.
-func (r *pagesAhead) next(res *pagewalk.Result, buf []byte) (p aheadPage, ok bool, nb []byte) {
+func (r *pagesAhead) next(buf []byte) (p aheadPage, ok bool, nb []byte) {
 	p, ok = <-r.pages
 	if ok && p.reread {
-		p.n, buf, p.err = res.File.ReadNodeInto(p.pgid, buf, carveLimit(res, p.pgid))
+		p.n, buf, p.err = r.res.File.ReadNodeInto(p.pgid, buf, carveLimit(r.res, p.pgid))
 		p.reread = false
 	}
 	return p, ok, buf

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"maps"
+	"os"
 	"path/filepath"
 	"testing"
 
@@ -113,5 +114,20 @@ func TestSalvageKeepsLargerPages(t *testing.T) {
 	}
 	if !maps.Equal(got.recs, want) || got.lostFound != 0 {
 		t.Errorf("records: %d back of %d, %d in lost+found", len(got.recs), len(want), got.lostFound)
+	}
+}
+
+// TestSalvageRefusesPageSize: the library refuses a page size it must not
+// write before any work, as the CLI does, and writes nothing.
+func TestSalvageRefusesPageSize(t *testing.T) {
+	dir, _ := fixtures.Cached(t, "default", fixtures.DefaultWorkload())
+	for _, ps := range []int{1000, 2048, 1 << 17} {
+		out := filepath.Join(t.TempDir(), "new.db")
+		if _, err := Run(fixtures.DBPath(dir), out, Options{PageSize: ps}); err == nil {
+			t.Errorf("page size %d accepted", ps)
+		}
+		if _, err := os.Stat(out); err == nil {
+			t.Errorf("page size %d: %s written", ps, out)
+		}
 	}
 }

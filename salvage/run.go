@@ -52,6 +52,9 @@ func Run(in, out string, opts Options) (*Report, error) {
 	if err := CheckOutput(in, out, opts.Force); err != nil {
 		return nil, err
 	}
+	if err := ValidPageSize(opts.PageSize); err != nil {
+		return nil, err
+	}
 	f, err := pagewalk.Open(in)
 	if err != nil {
 		return nil, err
@@ -76,6 +79,10 @@ func FromScan(res *pagewalk.Result, in, out string, opts Options) (*Report, erro
 // not taken as the last state of the data: every record is then carved and
 // decided by evidence, as if the whole bucket were damaged.
 func fromScan(res *pagewalk.Result, in, out string, opts Options, distrust string) (*Report, error) {
+	// Before any work: bbolt would take a page size salvage must not write.
+	if err := ValidPageSize(opts.PageSize); err != nil {
+		return nil, err
+	}
 	if opts.MaxListed == 0 {
 		opts.MaxListed = 10000
 	}

@@ -2,6 +2,7 @@ package salvage
 
 import (
 	"bytes"
+	"math/bits"
 	"sort"
 
 	"github.com/boltfix/boltfix/spill"
@@ -12,32 +13,54 @@ import (
 // millions of keys, so nothing in it is a heap object per key: the states
 // and the key bytes are chunked tables (in a spill file when the salvage
 // spills, package spill), and the index is an open-addressing table of
-// 4-byte slots, rebuilt from the stored keys as it grows.
+// 8-byte slots.
+//
+// Each slot holds 32 bits of the key's hash beside its index: keys arrive
+// in revision order, so every lookup lands on a random slot, and a probe
+// that compared key bytes would cost two more cache misses (the state,
+// then its name) for every slot it passes. With the hash in the slot, a
+// lookup reads the key bytes only for the slot that holds it (or a 1 in
+// 2^32 collision), and growing the index reads no key at all.
 type keyTable struct {
 	names  *spill.Bytes
 	states *spill.Array[keyState]
-	slots  []uint32 // index+1 into states; 0 is empty; len is a power of 2
+	slots  []uint64 // hash<<32 | index+1; 0 is empty; len is a power of 2
+	shift  uint     // 64 - log2(len(slots))
 	objs   []string
 }
 
+const initialKeySlots = 1024
+
 func newKeyTable(d *spill.Dir) keyTable {
-	return keyTable{names: spill.NewBytes(d), states: spill.NewArray[keyState](d), slots: make([]uint32, 1024)}
+	return keyTable{names: spill.NewBytes(d), states: spill.NewArray[keyState](d),
+		slots: make([]uint64, initialKeySlots), shift: uint(64 - bits.TrailingZeros(initialKeySlots))}
 }
+
+// keyHash is the 32 bits of k's hash a slot keeps.
+func keyHash(k []byte) uint32 { return uint32(xxhash.Sum64(k)) }
+
+// home is where a probe for hash h starts: its top bits after a
+// multiplicative mix, so the slot depends on all 32 bits kept.
+func (t *keyTable) home(h uint32) int { return int((uint64(h) * 0x9e3779b97f4a7c15) >> t.shift) }
 
 // find returns k's slot: the one holding it, or the empty one where it
 // would go.
 func (t *keyTable) find(k []byte) (slot int, found bool) {
+	h := keyHash(k)
 	mask := len(t.slots) - 1
-	for i := int(xxhash.Sum64(k)) & mask; ; i = (i + 1) & mask {
+	for i := t.home(h); ; i = (i + 1) & mask {
 		s := t.slots[i]
 		if s == 0 {
 			return i, false
 		}
-		if bytes.Equal(t.names.Get(t.states.At(int(s-1)).name), k) {
+		if uint32(s>>32) == h && bytes.Equal(t.names.Get(t.states.At(slotIndex(s)).name), k) {
 			return i, true
 		}
 	}
 }
+
+// slotIndex is the index into states a full slot holds.
+func slotIndex(s uint64) int { return int(uint32(s)) - 1 }
 
 // get returns k's state, or nil.
 func (t *keyTable) get(k []byte) *keyState {
@@ -45,7 +68,7 @@ func (t *keyTable) get(k []byte) *keyState {
 	if !ok {
 		return nil
 	}
-	return t.states.At(int(t.slots[i] - 1))
+	return t.states.At(slotIndex(t.slots[i]))
 }
 
 // getName is get for a key held as a string.
@@ -57,26 +80,32 @@ func (t *keyTable) getName(k string) *keyState { return t.get([]byte(k)) }
 func (t *keyTable) add(k []byte) *keyState {
 	i, ok := t.find(k)
 	if ok {
-		return t.states.At(int(t.slots[i] - 1))
+		return t.states.At(slotIndex(t.slots[i]))
 	}
 	n := t.states.Append(keyState{name: t.names.Add(k)})
-	t.slots[i] = uint32(n + 1)
+	t.slots[i] = uint64(keyHash(k))<<32 | uint64(n+1)
 	if 2*t.states.Len() > len(t.slots) {
 		t.grow()
 	}
 	return t.states.At(n)
 }
 
-// grow doubles the index, placing every key again.
+// grow doubles the index, placing every slot again from the hash it
+// holds.
 func (t *keyTable) grow() {
-	t.slots = make([]uint32, 2*len(t.slots))
+	old := t.slots
+	t.slots = make([]uint64, 2*len(old))
+	t.shift--
 	mask := len(t.slots) - 1
-	for n := 0; n < t.states.Len(); n++ {
-		i := int(xxhash.Sum64(t.names.Get(t.states.At(n).name))) & mask
+	for _, s := range old {
+		if s == 0 {
+			continue
+		}
+		i := t.home(uint32(s >> 32))
 		for t.slots[i] != 0 {
 			i = (i + 1) & mask
 		}
-		t.slots[i] = uint32(n + 1)
+		t.slots[i] = s
 	}
 }
 

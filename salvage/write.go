@@ -1,9 +1,11 @@
 package salvage
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"os"
+	"slices"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -37,6 +39,11 @@ type dbWriter struct {
 	// progress, if set, is told about records written, a batch at a time.
 	progress Counter
 	unshown  int64
+	// bkt is the bucket at bktPath (a copy) in the open transaction: puts
+	// come in long runs to one bucket, and looking it up again costs the
+	// writer goroutine, the salvage's slowest, a map lookup per level.
+	bkt     *bolt.Bucket
+	bktPath [][]byte
 }
 
 // progressBatch is how many records the progress counter is told about at
@@ -91,6 +98,9 @@ func (w *dbWriter) bucketNow(path [][]byte) (*bolt.Bucket, error) {
 	if len(path) == 0 {
 		return nil, fmt.Errorf("empty bucket path")
 	}
+	if w.bkt != nil && slices.EqualFunc(path, w.bktPath, bytes.Equal) {
+		return w.bkt, nil
+	}
 	b, err := w.tx.CreateBucketIfNotExists(path[0])
 	if err != nil {
 		return nil, err
@@ -100,6 +110,7 @@ func (w *dbWriter) bucketNow(path [][]byte) (*bolt.Bucket, error) {
 			return nil, err
 		}
 	}
+	w.bkt, w.bktPath = b, cloneBucketPath(path)
 	return b, nil
 }
 
@@ -136,6 +147,15 @@ func (w *dbWriter) putNow(path [][]byte, k, v []byte, fill float64) error {
 	return nil
 }
 
+// cloneBucketPath copies path: the caller may reuse its slices.
+func cloneBucketPath(path [][]byte) [][]byte {
+	out := make([][]byte, len(path))
+	for i, p := range path {
+		out[i] = bytes.Clone(p)
+	}
+	return out
+}
+
 func (w *dbWriter) commit() error {
 	if err := w.drain(); err != nil {
 		return err
@@ -148,7 +168,7 @@ func (w *dbWriter) commitNow() error {
 		return nil
 	}
 	err := w.tx.Commit()
-	w.tx = nil
+	w.tx, w.bkt = nil, nil
 	if err == nil {
 		w.flush.kick()
 	}
@@ -167,7 +187,7 @@ func (w *dbWriter) close() error {
 		// A queued put failed inside the open transaction: bbolt's Close
 		// would wait for it forever.
 		_ = w.tx.Rollback()
-		w.tx = nil
+		w.tx, w.bkt = nil, nil
 	}
 	if err == nil {
 		err = w.begin()
@@ -197,7 +217,7 @@ func (w *dbWriter) abort() {
 	_ = w.flush.stop()
 	if w.tx != nil {
 		_ = w.tx.Rollback()
-		w.tx = nil
+		w.tx, w.bkt = nil, nil
 	}
 	_ = w.db.Close()
 }

@@ -3,7 +3,9 @@ package pagewalk
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"io"
+	"strconv"
 
 	"github.com/boltfix/boltfix/spill"
 )
@@ -439,6 +441,82 @@ func (c *census) summarizeLeaf(s *pageSum, n *Node) {
 	}
 	li.bn = int32(len(c.lbuckets)) - li.bfirst
 	c.leaves = append(c.leaves, li)
+	c.zeroedBlocks(n)
+}
+
+// A file's bytes are lost in whole filesystem blocks: a hole left by a
+// crash before delayed allocation, an unwritten extent, a discarded SSD
+// block, a write the disk never made all read back as 4 KiB of zeros. A
+// node's first block holds its header, which then fails to parse; the
+// blocks after it (a node with overflow pages, or pages larger than 4 KiB)
+// hold only keys and values, which parse whatever they hold. So a whole
+// zero block among a record's bytes is reported: values carry no checksum,
+// and nothing else shows it. (A record can hold 4 KiB of zeros, a raw tar
+// file in a Secret can; that record is then reported unverified, not
+// dropped.)
+const (
+	fsBlock = 4096
+	// minZeroedRecordBytes is how many of a record's bytes a zero block
+	// must cover. A node's last block ends in unused bytes bbolt left zero,
+	// so a value whose last few bytes are zeros and start a block makes a
+	// whole zero block: a revision (8 zero bytes for sub 0), a big-endian
+	// count. Sixteen zero bytes in a row end no etcd or Kubernetes value
+	// (protobuf writes a tag before every field, zero or not); a block lost
+	// to a hole covers fewer of a record's bytes in 16 cases of 4096.
+	minZeroedRecordBytes = 16
+)
+
+// zeroedBlocks records a problem for each element whose key and value
+// bytes overlap a whole zero block of the node (past its first block) by
+// minZeroedRecordBytes or more.
+func (c *census) zeroedBlocks(n *Node) {
+	end := n.Offset + int64(len(n.Data))
+	for b := (n.Offset/fsBlock + 1) * fsBlock; b+fsBlock <= end; b += fsBlock {
+		lo := b - n.Offset
+		if !allZero(n.Data[lo : lo+fsBlock]) {
+			continue
+		}
+		for i := 0; i < int(n.Count); i++ {
+			at := PageHeaderSize + i*LeafElementSize
+			if at+LeafElementSize > len(n.Data) {
+				break
+			}
+			e := n.Data[at : at+LeafElementSize]
+			start := int64(at) + int64(binary.LittleEndian.Uint32(e[4:8]))
+			ksize := int64(binary.LittleEndian.Uint32(e[8:12]))
+			stop := start + ksize + int64(binary.LittleEndian.Uint32(e[12:16]))
+			if stop > int64(len(n.Data)) {
+				continue // reported as out of bounds
+			}
+			if min(stop, lo+fsBlock)-max(start, lo) < minZeroedRecordBytes {
+				continue
+			}
+			where := "the 4 KiB block at file offset " + strconv.FormatInt(b, 10)
+			if max(start, lo) < min(start+ksize, lo+fsBlock) {
+				// The key is gone: which record this was, only its
+				// neighbours tell (the walk reports the range between).
+				c.problem(n.Pgid, localProblem{kind: KindZeroedKey, elem: i, off: b,
+					msg: where + " reads as zeros over this record's key (a hole or a lost write): the record is lost"})
+				continue
+			}
+			c.problem(n.Pgid, localProblem{kind: KindZeroedBlock, elem: i, off: b,
+				msg: where + " inside this record's value reads as zeros (a hole or a lost write): nothing in the page shows what was there"})
+		}
+	}
+}
+
+// allZero reports whether b holds only zeros; it looks at the first word
+// first, so a block that is not zero costs one load.
+func allZero(b []byte) bool {
+	if len(b) >= 8 && binary.LittleEndian.Uint64(b) != 0 {
+		return false
+	}
+	for _, x := range b {
+		if x != 0 {
+			return false
+		}
+	}
+	return true
 }
 
 // summarizeInline checks an inline bucket's embedded leaf. bbolt never

@@ -33,6 +33,8 @@ const (
 	KindUnreachable       Kind = "unreachable-unfreed" // with a synced freelist: a page neither reached nor free
 	KindValueUndecodable  Kind = "value-undecodable"   // --deep: a key-bucket value that is not an mvccpb.KeyValue
 	KindFileChanged       Kind = "file-changed"        // the file changed while it was read
+	KindZeroedBlock       Kind = "zeroed-block"        // a 4 KiB block of a record's value reads as zeros: a hole or a lost write
+	KindZeroedKey         Kind = "zeroed-key"          // a 4 KiB block of zeros covers a record's key: the record is lost
 )
 
 // Finding is one piece of damage.

@@ -301,7 +301,7 @@ func elementRuns(probs []localProblem) [][2]int {
 // recordLost reports whether a leaf problem of this kind loses records:
 // an element that cannot be read, or a value that is not what it claims.
 func recordLost(k Kind) bool {
-	return k == KindElementBounds || k == KindValueUndecodable || k == KindOverflowPastEOF
+	return k == KindElementBounds || k == KindValueUndecodable || k == KindOverflowPastEOF || k == KindZeroedKey
 }
 
 // leafLosses reports the leaf problems that lose records, consecutive

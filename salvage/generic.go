@@ -482,7 +482,18 @@ func (s *genericState) finish() {
 		}
 	}
 	g.Written = g.Reached + g.Restored
-	rep.Complete = g.OpenRanges == 0 && g.LeftOut == 0 && g.LostFound.Records == 0 && g.Unreached.UnaccountedPages == 0
+	zeroed := 0
+	for _, f := range s.res.Report.Findings {
+		if f.Kind == pagewalk.KindZeroedBlock {
+			zeroed++
+		}
+	}
+	if zeroed > 0 {
+		// Written as they are (the bytes may be the value's own), but
+		// nothing proves them: values carry no checksum.
+		rep.Notes = appendCapped(rep.Notes, fmt.Sprintf("%d records hold a whole 4 KiB block of zeros (scan finding zeroed-block: a hole or a lost write): written as found, not proven", zeroed))
+	}
+	rep.Complete = g.OpenRanges == 0 && g.LeftOut == 0 && g.LostFound.Records == 0 && g.Unreached.UnaccountedPages == 0 && zeroed == 0
 	if g.Proof != "synced-freelist" && len(g.Lost) > 0 {
 		rep.Notes = appendCapped(rep.Notes, "records found outside the walked tree were not put back: "+g.ProofMissing)
 	}

@@ -58,6 +58,13 @@ type Report struct {
 	Unverified       []UnverifiedRecord `json:"unverified"`
 	UnverifiedCount  int                `json:"unverified_count"`
 	UnverifiedReason string             `json:"unverified_reason,omitempty"`
+	// zeroed are the key-bucket records a zeroed-block finding names, and
+	// zeroedUnverified (zeroedCount in all) those of them written with no
+	// second witness: unverified even where no other damage can have
+	// changed values (witness.go).
+	zeroed           map[pagewalk.Revision]bool
+	zeroedUnverified []UnverifiedRecord
+	zeroedCount      int
 	// LeftOut names the keys seen on disk of which nothing was written
 	// (every record left out for want of evidence); LeftOutCount counts
 	// them all.

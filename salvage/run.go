@@ -94,6 +94,7 @@ func fromScan(res *pagewalk.Result, in, out string, opts Options, distrust strin
 	}
 	etcd := res.Report.Etcd
 	rep.ConsistentIndex, rep.Term = etcd.ConsistentIndex, etcd.Term
+	rep.zeroed = zeroedSuspects(res)
 
 	if err := Interrupted(opts.Context, "carving"); err != nil {
 		return nil, err

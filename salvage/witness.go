@@ -73,6 +73,14 @@ func valueDamagePossible(r *pagewalk.Report, rejected int) (bool, string) {
 			if underTorn(f, torn) {
 				continue // separators wiped with the zeroed elements of a torn page
 			}
+		case pagewalk.KindZeroedBlock:
+			if isKeyBucketPath(f.Bucket) {
+				continue // the records it names are unverified one by one (zeroedSuspects)
+			}
+		case pagewalk.KindZeroedKey:
+			if isKeyBucketPath(f.Bucket) {
+				continue // a lost record: its range is reported lost
+			}
 		}
 		return true, fmt.Sprintf("the scan found %s damage (page %s): damage of that kind can change values without a trace", f.Kind, pageOf(f))
 	}
@@ -209,6 +217,43 @@ func noWitness(rep *Report, etcdKey []byte, rev pagewalk.Revision) {
 	if len(rep.Unverified) < maxUnverifiedListed {
 		rep.Unverified = append(rep.Unverified, UnverifiedRecord{Key: string(etcdKey), Revision: rev})
 	}
+	if rep.zeroed[rev] {
+		rep.zeroedCount++
+		if len(rep.zeroedUnverified) < maxUnverifiedListed {
+			rep.zeroedUnverified = append(rep.zeroedUnverified, UnverifiedRecord{Key: string(etcdKey), Revision: rev})
+		}
+	}
+}
+
+func isKeyBucketPath(p []string) bool { return len(p) == 1 && p[0] == "key" }
+
+// zeroedSuspects are the revisions of the key-bucket records that
+// zeroed-block findings name: a whole 4 KiB block of their bytes reads as
+// zeros. Their pages are read once more (such findings are few, and each
+// names its page and element).
+func zeroedSuspects(res *pagewalk.Result) map[pagewalk.Revision]bool {
+	out := map[pagewalk.Revision]bool{}
+	for _, f := range res.Report.Findings {
+		if f.Kind != pagewalk.KindZeroedBlock || f.Page == nil || f.Element == nil || !isKeyBucketPath(f.Bucket) {
+			continue
+		}
+		n, err := res.File.ReadNode(*f.Page)
+		if err != nil {
+			continue
+		}
+		last := *f.Element
+		if f.Elements != nil {
+			last = f.Elements[1]
+		}
+		for i := *f.Element; i <= last; i++ {
+			if e, fe := n.Leaf(i); fe == nil {
+				if rev, ok := pagewalk.ParseRevision(e.Key); ok {
+					out[rev] = true
+				}
+			}
+		}
+	}
+	return out
 }
 
 // settleUnverified keeps the unverified records only when the scan shows
@@ -221,6 +266,11 @@ func settleUnverified(res *pagewalk.Result, rep *Report) {
 		possible, why = true, fmt.Sprintf("%d revisions have copies that differ: values were changed somewhere", len(rep.Conflicts))
 	case len(rep.LostRevisions) > 0 && rep.ScanClean:
 		possible, why = true, "revisions are missing from a tree that walks clean: bytes were changed somewhere"
+	}
+	if !possible && rep.zeroedCount > 0 {
+		rep.Unverified, rep.UnverifiedCount = rep.zeroedUnverified, rep.zeroedCount
+		rep.UnverifiedReason = "a whole 4 KiB block of these records' bytes reads as zeros (scan finding zeroed-block: a hole or a lost write); they have no second witness (an identical copy elsewhere in the file)"
+		return
 	}
 	if !possible {
 		rep.Unverified, rep.UnverifiedCount = []UnverifiedRecord{}, 0

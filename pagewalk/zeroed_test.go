@@ -1,0 +1,76 @@
+package pagewalk
+
+import (
+	"encoding/binary"
+	"os"
+	"testing"
+)
+
+// TestZeroedBlocks zeroes a whole 4 KiB block past a leaf's first page (a
+// hole, a lost write): the structure still parses, so only the zero block
+// itself can show it. Over a value it is zeroed-block (the record is
+// suspect, not lost); over a key it is zeroed-key, with the lost range
+// between the record's neighbours. A healthy file has neither.
+func TestZeroedBlocks(t *testing.T) {
+	healthy := buildDB(t, 600, false)
+	r := scanPath(t, healthy, Options{})
+	if n := len(findingsOf(r, KindZeroedBlock)) + len(findingsOf(r, KindZeroedKey)); n != 0 || !r.Report.Clean {
+		t.Fatalf("healthy file: %d zeroed findings, clean %v", n, r.Report.Clean)
+	}
+	ps := int64(pageSizeOf(t, healthy))
+	orig, err := os.ReadFile(healthy)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A reached key-bucket leaf with overflow pages, and per block past its
+	// first which element's key or value lies there.
+	kb := r.Bucket("key")
+	var valueBlock, keyBlock int64
+	var valueElem, keyElem int
+	var keyRev int64
+	for _, pg := range kb.Leaves {
+		s := r.c.sums[pg]
+		if s.overflow == 0 {
+			continue
+		}
+		node := orig[int64(pg)*ps : (int64(pg)+int64(s.overflow)+1)*ps]
+		for i := 0; i < int(s.count); i++ {
+			e := node[PageHeaderSize+i*LeafElementSize:]
+			start := int64(PageHeaderSize+i*LeafElementSize) + int64(binary.LittleEndian.Uint32(e[4:8]))
+			ksize := int64(binary.LittleEndian.Uint32(e[8:12]))
+			stop := start + ksize + int64(binary.LittleEndian.Uint32(e[12:16]))
+			for b := fsBlock; b+fsBlock <= len(node); b += fsBlock {
+				lo, hi := int64(b), int64(b+fsBlock)
+				switch {
+				case valueBlock == 0 && start+ksize <= lo && stop >= hi:
+					valueBlock, valueElem = int64(pg)*ps+lo, i
+				case keyBlock == 0 && start >= lo && start+ksize <= hi && stop-start >= 64:
+					keyBlock, keyElem = int64(pg)*ps+lo, i
+					keyRev = int64(binary.BigEndian.Uint64(node[start:]))
+				}
+			}
+		}
+	}
+	if valueBlock == 0 || keyBlock == 0 {
+		t.Fatalf("no leaf block holding only a value (%d) or a key (%d)", valueBlock, keyBlock)
+	}
+	zero := func(off int64) *Result {
+		dmg := healthy + ".dmg"
+		if err := os.WriteFile(dmg, orig, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		patch(t, dmg, off, make([]byte, fsBlock))
+		return scanPath(t, dmg, Options{})
+	}
+	r = zero(valueBlock)
+	fs := findingsOf(r, KindZeroedBlock)
+	if len(fs) != 1 || *fs[0].Offset != valueBlock || *fs[0].Element != valueElem || fs[0].Lost != nil || r.Report.Clean {
+		t.Fatalf("value block at %d (element %d): findings %+v", valueBlock, valueElem, r.Report.Findings)
+	}
+	r = zero(keyBlock)
+	fs = findingsOf(r, KindZeroedKey)
+	if len(fs) != 1 || *fs[0].Element != keyElem || fs[0].Lost == nil || fs[0].Lost.Revisions == nil ||
+		keyRev < fs[0].Lost.Revisions.From || (fs[0].Lost.Revisions.To != 0 && keyRev > fs[0].Lost.Revisions.To) {
+		t.Fatalf("key block at %d (element %d, revision %d): findings %+v", keyBlock, keyElem, keyRev, r.Report.Findings)
+	}
+}

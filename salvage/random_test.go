@@ -44,12 +44,7 @@ func TestSalvageRandomDamage(t *testing.T) {
 				b[rnd.Intn(len(b))] ^= 0xFF
 			}
 		}
-		in := filepath.Join(t.TempDir(), "db")
-		if err := os.WriteFile(in, b, 0o600); err != nil {
-			t.Fatal(err)
-		}
-		out := filepath.Join(t.TempDir(), "out.db")
-		rep, err := Run(in, out, Options{})
+		rep, out, err := salvageBytes(t, b)
 		if err != nil {
 			// Only "not a bbolt file at all" may stop a salvage.
 			if _, serr := os.Stat(out); serr == nil {
@@ -113,12 +108,7 @@ func TestSalvageRandomDamageJudged(t *testing.T) {
 			what = fmt.Sprintf("truncated to %d bytes", n)
 		}
 		t.Run(fmt.Sprintf("%d", i), func(t *testing.T) {
-			in := filepath.Join(t.TempDir(), "db")
-			if err := os.WriteFile(in, b, 0o600); err != nil {
-				t.Fatal(err)
-			}
-			out := filepath.Join(t.TempDir(), "out.db")
-			rep, err := Run(in, out, Options{})
+			rep, out, err := salvageBytes(t, b)
 			if err != nil {
 				t.Fatalf("%s: %v", what, err)
 			}
@@ -128,4 +118,17 @@ func TestSalvageRandomDamageJudged(t *testing.T) {
 			}
 		})
 	}
+}
+
+// salvageBytes salvages the file holding b into a temp dir, and returns
+// the report and the output's path.
+func salvageBytes(t *testing.T, b []byte) (*Report, string, error) {
+	t.Helper()
+	in := filepath.Join(t.TempDir(), "db")
+	if err := os.WriteFile(in, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(t.TempDir(), "out.db")
+	rep, err := Run(in, out, Options{})
+	return rep, out, err
 }

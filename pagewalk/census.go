@@ -457,13 +457,17 @@ func (c *census) summarizeLeaf(s *pageSum, n *Node) {
 const (
 	fsBlock = 4096
 	// minZeroedRecordBytes is how many of a record's bytes a zero block
-	// must cover. A node's last block ends in unused bytes bbolt left zero,
-	// so a value whose last few bytes are zeros and start a block makes a
-	// whole zero block: a revision (8 zero bytes for sub 0), a big-endian
-	// count. Sixteen zero bytes in a row end no etcd or Kubernetes value
-	// (protobuf writes a tag before every field, zero or not); a block lost
-	// to a hole covers fewer of a record's bytes in 16 cases of 4096.
-	minZeroedRecordBytes = 16
+	// must cover. A node's last block ends in unused bytes that bbolt left
+	// zero, so a zero block that covers only the last bytes of the node's
+	// last record changed nothing if those bytes were zeros already. A
+	// Kubernetes protobuf value ends in one zero byte (its empty
+	// contentType: 0x22 0x00), so one byte proves nothing. Two prove a
+	// change for every Kubernetes and etcd record. Nodes just over a page
+	// are common (bbolt does not split a node of four elements or fewer),
+	// so a zero page often covers only a few bytes of one: a larger
+	// threshold missed a zeroed page with 4 of a value's bytes on it
+	// (found by a sweep zeroing every page of a real db in turn).
+	minZeroedRecordBytes = 2
 )
 
 // zeroedBlocks records a problem for each element whose key and value

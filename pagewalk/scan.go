@@ -375,6 +375,23 @@ func (w *walker) census(freelist uint64) Census {
 	return cs
 }
 
+// ZeroedElements lists the elements of the leaf at pgid whose bytes a
+// whole zero block covers (zeroed-block, zeroed-key): in a page the walk
+// did not reach too, where the damage is no finding (a free page's is
+// history), but a carver must not take such a record at its word. values
+// lost bytes of the value, keys of the key.
+func (r *Result) ZeroedElements(pgid uint64) (values, keys []int) {
+	for _, p := range r.c.problems[pgid] {
+		switch p.kind {
+		case KindZeroedBlock:
+			values = append(values, p.elem)
+		case KindZeroedKey:
+			keys = append(keys, p.elem)
+		}
+	}
+	return values, keys
+}
+
 // CarveCandidates lists the pages whose header says leaf (with their own id
 // or another's) that the tree does not reach: free pages, orphans, pages
 // past the high-water mark, and pages a damaged pointer no longer reaches.

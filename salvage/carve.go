@@ -103,6 +103,9 @@ type carveResult struct {
 	rd valueReader
 	// err: carving could not finish (a carved page changed under it).
 	err error
+	// zeroed are the revisions of carved records a zero block covers part
+	// of (pagewalk.Result.ZeroedElements).
+	zeroed []pagewalk.Revision
 }
 
 // valueReader reads carved values back, one node cached: records are
@@ -247,9 +250,11 @@ func carve(ctx context.Context, res *pagewalk.Result, progress Counter, needAll 
 		// page that names itself: a leaf etcd wrote, usable as evidence.
 		whole := n.Count > 0 && res.WellformedLeaf(pgid)
 		var revs []pagewalk.Revision
+		zeroedValues, zeroedKeys := res.ZeroedElements(pgid)
 		for i := 0; i < int(n.Count); i++ {
 			e, fe := n.Leaf(i)
-			if fe != nil {
+			if fe != nil || slices.Contains(zeroedKeys, i) {
+				// A key a zero block covers names no record.
 				whole = false
 				continue
 			}
@@ -262,6 +267,11 @@ func carve(ctx context.Context, res *pagewalk.Result, progress Counter, needAll 
 			if !ok {
 				whole = false
 				continue
+			}
+			if slices.Contains(zeroedValues, i) {
+				// Its value may have lost bytes: written records of this
+				// revision are unverified unless a copy vouches for them.
+				cr.zeroed = append(cr.zeroed, rev)
 			}
 			if whole && len(revs) > 0 && cmpRev(revs[len(revs)-1], rev) >= 0 {
 				whole = false

@@ -1,6 +1,7 @@
 package salvage
 
 import (
+	"encoding/binary"
 	"fmt"
 	"math/rand"
 	"os"
@@ -168,4 +169,64 @@ func TestSalvageZeroedPageSweep(t *testing.T) {
 			judgeWith(t, truth, rep, readSalvaged(t, out), false, false, false)
 		})
 	}
+}
+
+// TestSalvageZeroedCarvedValue zeroes the branch element that points to a
+// key-bucket leaf (a torn branch page: damage that changes no value, so
+// nothing else makes values suspect), which orphans the leaf (it is
+// carved), and a 4 KiB block of a value on that leaf: the carved record is
+// written but unverified, and the salvage is not complete.
+func TestSalvageZeroedCarvedValue(t *testing.T) {
+	dir, _ := fixtures.Cached(t, "default", fixtures.DefaultWorkload())
+	orig, err := os.ReadFile(fixtures.DBPath(dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const ps = 4096
+	le := binary.LittleEndian
+	// A leaf with a continuation page holding at least 64 bytes of its
+	// last record's value.
+	leaf, block := -1, -1
+	for p := 2; p < len(orig)/ps && leaf < 0; p++ {
+		h, ok := pagewalk.ParseHeader(orig[p*ps:])
+		if !ok || h.ID != uint64(p) || h.Type() != pagewalk.TypeLeaf || h.Overflow == 0 || h.Count == 0 {
+			continue
+		}
+		at := pagewalk.PageHeaderSize + (int(h.Count)-1)*pagewalk.LeafElementSize
+		e := orig[p*ps+at:]
+		start := at + int(le.Uint32(e[4:8])) + int(le.Uint32(e[8:12]))
+		end := start + int(le.Uint32(e[12:16]))
+		if last := end / ps; last >= 1 && end-last*ps >= 64 && start < last*ps && last <= int(h.Overflow) {
+			leaf, block = p, p+last
+		}
+	}
+	// The branch element that points to it.
+	parent, elem := -1, -1
+	for p := 2; p < len(orig)/ps && parent < 0 && leaf >= 0; p++ {
+		h, ok := pagewalk.ParseHeader(orig[p*ps:])
+		if !ok || h.ID != uint64(p) || h.Type() != pagewalk.TypeBranch {
+			continue
+		}
+		for i := 0; i < int(h.Count); i++ {
+			e := orig[p*ps+pagewalk.PageHeaderSize+i*pagewalk.BranchElementSize:]
+			if le.Uint64(e[8:16]) == uint64(leaf) {
+				parent, elem = p, i
+			}
+		}
+	}
+	if leaf < 0 || parent < 0 {
+		t.Skip("no leaf with a value block under a branch in this fixture")
+	}
+	b := append([]byte(nil), orig...)
+	at := parent*ps + pagewalk.PageHeaderSize + elem*pagewalk.BranchElementSize
+	clear(b[at : at+pagewalk.BranchElementSize])
+	clear(b[block*ps : (block+1)*ps])
+	rep, _, err := salvageBytes(t, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Complete || rep.UnverifiedCount == 0 {
+		t.Fatalf("leaf %d (value block %d), element %d of branch %d zeroed: complete %v, %d unverified (%s)", leaf, block, elem, parent, rep.Complete, rep.UnverifiedCount, rep.UnverifiedReason)
+	}
+	t.Logf("leaf %d, block %d, element %d of branch %d: %d unverified: %s", leaf, block, elem, parent, rep.UnverifiedCount, rep.UnverifiedReason)
 }

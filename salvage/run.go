@@ -109,6 +109,9 @@ func fromScan(res *pagewalk.Result, in, out string, opts Options, distrust strin
 	rep.Records.CandidatePages, rep.Records.CarvedPages, rep.Records.Rejected = cr.cands, cr.pages, cr.rejected
 	rep.Records.Duplicates = cr.dups
 	rep.Conflicts = append(rep.Conflicts, cr.conflicts...)
+	for _, rev := range cr.zeroed {
+		rep.zeroed[rev] = true
+	}
 
 	isEtcd := etcd.IsEtcd || len(cr.recs) > 0
 	if isGeneric(res, len(cr.recs) > 0) {

@@ -269,7 +269,7 @@ func settleUnverified(res *pagewalk.Result, rep *Report) {
 	}
 	if !possible && rep.zeroedCount > 0 {
 		rep.Unverified, rep.UnverifiedCount = rep.zeroedUnverified, rep.zeroedCount
-		rep.UnverifiedReason = "a whole 4 KiB block of these records' bytes reads as zeros (scan finding zeroed-block: a hole or a lost write); they have no second witness (an identical copy elsewhere in the file)"
+		rep.UnverifiedReason = "a whole 4 KiB block of these records' values reads as zeros (zeroed-block: a hole or a lost write); they have no second witness (an identical copy elsewhere in the file)"
 		return
 	}
 	if !possible {

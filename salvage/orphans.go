@@ -192,6 +192,10 @@ func (f *forest) collect(st *subtree, pgid uint64, rel [][]byte, depth int) {
 			st.last = bytes.Clone(k)
 		}
 	}
+	// Elements a whole zero block covers (pagewalk.Result.ZeroedElements):
+	// a zeroed key names no record; a zeroed value is written, but the
+	// subtree no longer proves its range.
+	zeroedValues, zeroedKeys := f.res.ZeroedElements(pgid)
 	for i := 0; i < int(n.Count); i++ {
 		if n.Flags == pagewalk.FlagBranch {
 			e, fe := n.Branch(i)
@@ -203,9 +207,12 @@ func (f *forest) collect(st *subtree, pgid uint64, rel [][]byte, depth int) {
 			continue
 		}
 		e, fe := n.Leaf(i)
-		if fe != nil {
+		if fe != nil || slices.Contains(zeroedKeys, i) {
 			st.broken++
 			continue
+		}
+		if slices.Contains(zeroedValues, i) {
+			st.broken++
 		}
 		own(e.Key)
 		if !e.IsBucket() {

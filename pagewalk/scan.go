@@ -47,6 +47,8 @@ type Result struct {
 	reach []uint8
 	owner []int32
 	c     *census
+	// branchLevel: lost pages known to have been branches (walker).
+	branchLevel map[uint64]bool
 }
 
 // Spill is the spill dir the scan was given (nil: none); what builds on
@@ -150,7 +152,7 @@ func (f *File) Scan(opts Options) (*Result, error) {
 	}
 	w.cur = nil
 	w.checkFreelist(freelist)
-	res := &Result{File: f, Report: rep, Buckets: w.buckets, HWM: hwm, reach: w.reach, owner: w.owner, c: c}
+	res := &Result{File: f, Report: rep, Buckets: w.buckets, HWM: hwm, reach: w.reach, owner: w.owner, c: c, branchLevel: w.branchLevel}
 	rep.Census = w.census(freelist)
 	rep.Buckets = bucketReports(w.buckets)
 	rep.Etcd = res.etcdSummary(opts.Deep)
@@ -373,6 +375,51 @@ func (w *walker) census(freelist uint64) Census {
 		cs.Missing = w.hwm - uint64(len(w.c.sums))
 	}
 	return cs
+}
+
+// LeafMayBeLost says why a leaf of some bucket may be gone from the file
+// without a trace in what remains, or "" when none can be: every page below
+// the high-water mark is a well-formed node (reached, free or orphaned),
+// part of one (an overflow page, even of a stale node), a meta or freelist
+// page, or a page whose content is lost but which a sibling shows was a
+// branch. A leaf that is not gone is on disk, reached or found by
+// carving: whatever records it holds are seen. (Damage inside a leaf that
+// is on disk is reported by its own findings.)
+func (r *Result) LeafMayBeLost() string {
+	for _, f := range r.Report.Findings {
+		switch f.Kind {
+		case KindTruncated, KindChildPastEOF, KindOverflowPastEOF:
+			return "the file is cut short: pages past its end are gone"
+		}
+	}
+	n := uint64(len(r.c.sums))
+	if r.HWM > n {
+		return "the file is cut short: pages past its end are gone"
+	}
+	// The pages a stale node's overflow covers: the leftover data of a
+	// freed node reads as garbage, not as a lost page. (A zero page there
+	// is no leftover: a reused page that was wiped.)
+	covered := make([]bool, n)
+	for q := range r.c.sums {
+		s := &r.c.sums[q]
+		if s.state != stateWellFormed {
+			continue
+		}
+		for p := uint64(q) + 1; p <= uint64(q)+uint64(s.overflow) && p < n; p++ {
+			covered[p] = true
+		}
+	}
+	for p := uint64(2); p < min(r.HWM, n); p++ {
+		s := &r.c.sums[p]
+		switch {
+		case r.reach[p] != reachNone, r.branchLevel[p]:
+		case covered[p] && s.state != stateZero:
+		case s.state == stateWellFormed:
+		default:
+			return fmt.Sprintf("page %d holds no readable node, and nothing shows it was not a leaf", p)
+		}
+	}
+	return ""
 }
 
 // ZeroedElements lists the elements of the leaf at pgid whose bytes a

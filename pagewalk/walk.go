@@ -75,6 +75,11 @@ type walker struct {
 	curIdx   int32
 	lastKey  []byte // in-order: the largest key reached so far in cur
 	path     []uint64
+	// branchLevel are the pages whose content is lost (zeros, garbage)
+	// that a sibling shows were branch pages: the children of one branch
+	// all stand at one level, so when another child of the same parent is
+	// a branch, so was this one, and it held no records.
+	branchLevel map[uint64]bool
 	// sink keeps prefetch's loads from being optimized away.
 	sink uint32
 }
@@ -426,6 +431,7 @@ func (w *walker) walkBranch(pgid uint64, s *pageSum, chain []uint64, depth int, 
 		}
 	}
 	var pending []badRun
+	var lostKids []uint64 // children whose page content is lost
 	var keyRuns [][2]int
 	var prevKey []byte
 	flush := func(before []byte) {
@@ -484,6 +490,7 @@ func (w *walker) walkBranch(pgid uint64, s *pageSum, chain []uint64, depth int, 
 		}
 		if kind, msg := w.contentProblem(e.child); kind != "" {
 			addBad(i, kind, msg, e.child, u64p(e.child), true)
+			lostKids = append(lostKids, e.child)
 			continue
 		}
 		if badKey {
@@ -513,6 +520,15 @@ func (w *walker) walkBranch(pgid uint64, s *pageSum, chain []uint64, depth int, 
 		maxDepth = max(maxDepth, w.walkNode(e.child, chain, depth+1, childLo, childHi, bdepth))
 	}
 	flush(hi)
+	if maxDepth >= 2 {
+		// A child that walked is a branch: so were the lost ones.
+		for _, k := range lostKids {
+			if w.branchLevel == nil {
+				w.branchLevel = map[uint64]bool{}
+			}
+			w.branchLevel[k] = true
+		}
+	}
 	for _, kr := range keyRuns {
 		f := Finding{Kind: KindKeyOrder, Page: u64p(pgid), Chain: chain, Element: intp(kr[0]),
 			Offset:  i64p(int64(pgid)*int64(w.f.PageSize) + int64(PageHeaderSize+kr[0]*BranchElementSize)),

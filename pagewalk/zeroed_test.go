@@ -74,3 +74,62 @@ func TestZeroedBlocks(t *testing.T) {
 		t.Fatalf("key block at %d (element %d, revision %d): findings %+v", keyBlock, keyElem, keyRev, r.Report.Findings)
 	}
 }
+
+// TestLeafMayBeLost: in a healthy file no leaf can be gone; a zeroed
+// branch page whose sibling walks as a branch hides no leaf; a zeroed leaf
+// or a cut file may.
+func TestLeafMayBeLost(t *testing.T) {
+	healthy := buildDB(t, 6000, true)
+	r := scanPath(t, healthy, Options{})
+	if why := r.LeafMayBeLost(); why != "" {
+		t.Fatalf("healthy file: %s", why)
+	}
+	ps := int64(pageSizeOf(t, healthy))
+	orig, err := os.ReadFile(healthy)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A branch under the key bucket's root (the tree is three levels
+	// deep), and a leaf.
+	kb := r.Bucket("key")
+	if kb.Depth < 3 {
+		t.Fatalf("key bucket %d levels deep, the test needs 3", kb.Depth)
+	}
+	var branch, leaf uint64
+	for p := range r.c.sums {
+		s := &r.c.sums[p]
+		if b, ok := r.Reached(uint64(p)); !ok || b != kb || s.state != stateWellFormed || uint64(p) == kb.Root {
+			continue
+		}
+		switch {
+		case s.typ == TypeBranch && branch == 0:
+			branch = uint64(p)
+		case s.typ == TypeLeaf && leaf == 0:
+			leaf = uint64(p)
+		}
+	}
+	zero := func(pgid uint64) *Result {
+		dmg := healthy + ".dmg"
+		if err := os.WriteFile(dmg, orig, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		patch(t, dmg, int64(pgid)*ps, make([]byte, ps))
+		return scanPath(t, dmg, Options{})
+	}
+	if why := zero(branch).LeafMayBeLost(); why != "" {
+		t.Errorf("zeroed branch %d: %s", branch, why)
+	}
+	if why := zero(leaf).LeafMayBeLost(); why == "" {
+		t.Errorf("zeroed leaf %d: no leaf may be lost?", leaf)
+	}
+	if why := zero(kb.Root).LeafMayBeLost(); why == "" {
+		t.Errorf("zeroed root %d (no sibling tells its level): no leaf may be lost?", kb.Root)
+	}
+	cut := healthy + ".cut"
+	if err := os.WriteFile(cut, orig[:len(orig)/2], 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if why := scanPath(t, cut, Options{}).LeafMayBeLost(); why == "" {
+		t.Errorf("cut file: no leaf may be lost?")
+	}
+}

@@ -696,6 +696,11 @@ func lostRanges(res *pagewalk.Result, ks *keySpace, cr *carveResult, rep *Report
 		}
 		damaged(f.Lost.Revisions.From, f.Lost.Revisions.To, where+":")
 	}
+	// Later sub-revisions of a transaction can only be missing from the
+	// file with a leaf that is gone: when no leaf can be (every page is a
+	// node, part of one, or a lost branch), every sub-revision on disk was
+	// seen, reached or carved.
+	leafLost, openEnds := res.LeafMayBeLost(), 0
 	// Above the compaction, density finds every wholly missing main
 	// revision; a main revision that kept some of its sub-revisions is
 	// complete only if its subs run from 0 without a hole and some page
@@ -707,9 +712,13 @@ func lostRanges(res *pagewalk.Result, ks *keySpace, cr *carveResult, rep *Report
 		switch {
 		case si.min > 0 || si.count < si.max-si.min+1:
 			out = append(out, lr{[2]int64{m, m}, "sub-revisions missing inside this revision's transaction"})
-		case si.closed < si.max && m != ks.last:
+		case si.closed < si.max && m != ks.last && leafLost != "":
 			out = append(out, lr{[2]int64{m, m}, "no page shows where this revision's transaction ends: later sub-revisions may be lost"})
+			openEnds++
 		}
+	}
+	if openEnds > 0 {
+		rep.Notes = appendCapped(rep.Notes, fmt.Sprintf("%d revisions are reported lost only because no page shows where their transaction ends, and a leaf may be gone: %s", openEnds, leafLost))
 	}
 	if openTop {
 		// The newest surviving revision itself may have lost later subs.

@@ -16,11 +16,7 @@ import (
 // Random damage on a real etcd db: salvage never panics, and whatever it
 // writes passes bbolt's check (Run verifies before it renames).
 func TestSalvageRandomDamage(t *testing.T) {
-	dir, _ := fixtures.Cached(t, "default", fixtures.DefaultWorkload())
-	orig, err := os.ReadFile(fixtures.DBPath(dir))
-	if err != nil {
-		t.Fatal(err)
-	}
+	orig, _ := defaultDB(t)
 	rnd := rand.New(rand.NewSource(42))
 	iterations := 40
 	if testing.Short() {
@@ -75,11 +71,7 @@ func TestSalvageRandomDamage(t *testing.T) {
 // which no page shows (TestSalvageRandomDamage covers those: no panic, a
 // healthy output).
 func TestSalvageRandomDamageJudged(t *testing.T) {
-	dir, truth := fixtures.Cached(t, "default", fixtures.DefaultWorkload())
-	orig, err := os.ReadFile(fixtures.DBPath(dir))
-	if err != nil {
-		t.Fatal(err)
-	}
+	orig, truth := defaultDB(t)
 	seed := time.Now().UnixNano()
 	t.Logf("seed %d", seed)
 	rnd := rand.New(rand.NewSource(seed))
@@ -146,11 +138,7 @@ func salvageBytes(t *testing.T, b []byte) (*Report, string, error) {
 // reported a hundred revisions lost when none was (section 4,
 // pagewalk.Result.LeafMayBeLost).
 func TestSalvageZeroedPageSweep(t *testing.T) {
-	dir, truth := fixtures.Cached(t, "default", fixtures.DefaultWorkload())
-	orig, err := os.ReadFile(fixtures.DBPath(dir))
-	if err != nil {
-		t.Fatal(err)
-	}
+	orig, truth := defaultDB(t)
 	const ps = 4096
 	every := 3
 	if testing.Short() {
@@ -182,11 +170,7 @@ func TestSalvageZeroedPageSweep(t *testing.T) {
 // carved), and a 4 KiB block of a value on that leaf: the carved record is
 // written but unverified, and the salvage is not complete.
 func TestSalvageZeroedCarvedValue(t *testing.T) {
-	dir, _ := fixtures.Cached(t, "default", fixtures.DefaultWorkload())
-	orig, err := os.ReadFile(fixtures.DBPath(dir))
-	if err != nil {
-		t.Fatal(err)
-	}
+	orig, _ := defaultDB(t)
 	const ps = 4096
 	le := binary.LittleEndian
 	// A leaf with a continuation page holding at least 64 bytes of its
@@ -234,4 +218,16 @@ func TestSalvageZeroedCarvedValue(t *testing.T) {
 		t.Fatalf("leaf %d (value block %d), element %d of branch %d zeroed: complete %v, %d unverified (%s)", leaf, block, elem, parent, rep.Complete, rep.UnverifiedCount, rep.UnverifiedReason)
 	}
 	t.Logf("leaf %d, block %d, element %d of branch %d: %d unverified: %s", leaf, block, elem, parent, rep.UnverifiedCount, rep.UnverifiedReason)
+}
+
+// defaultDB is the bytes of the default workload's db (a fresh copy) and
+// its truth.
+func defaultDB(t *testing.T) ([]byte, *fixtures.Truth) {
+	t.Helper()
+	dir, truth := fixtures.Cached(t, "default", fixtures.DefaultWorkload())
+	orig, err := os.ReadFile(fixtures.DBPath(dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return orig, truth
 }

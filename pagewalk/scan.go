@@ -381,8 +381,9 @@ func (w *walker) census(freelist uint64) Census {
 // without a trace in what remains, or "" when none can be: every page below
 // the high-water mark is a well-formed node (reached, free or orphaned),
 // part of one (an overflow page, even of a stale node), a meta or freelist
-// page, or a page whose content is lost but which a sibling shows was a
-// branch. A leaf that is not gone is on disk, reached or found by
+// page, a page whose content is lost but which a sibling shows was a
+// branch, or, when all the damage found wrote zeros, a page of garbage
+// (the leftover data of a freed node). A leaf that is not gone is on disk, reached or found by
 // carving: whatever records it holds are seen. (Damage inside a leaf that
 // is on disk is reported by its own findings.)
 func (r *Result) LeafMayBeLost() string {
@@ -409,17 +410,41 @@ func (r *Result) LeafMayBeLost() string {
 			covered[p] = true
 		}
 	}
+	onlyZeros := r.damageOnlyZeros()
 	for p := uint64(2); p < min(r.HWM, n); p++ {
 		s := &r.c.sums[p]
 		switch {
 		case r.reach[p] != reachNone, r.branchLevel[p]:
 		case covered[p] && s.state != stateZero:
+		case s.state == stateGarbage && onlyZeros:
+			// The leftover data of a freed node whose first page was
+			// reused (common: etcd frees and reuses the pages of large
+			// values), when all the damage the scan found wrote zeros:
+			// what wipes pages does not also write garbage.
 		case s.state == stateWellFormed:
 		default:
 			return fmt.Sprintf("page %d holds no readable node, and nothing shows it was not a leaf", p)
 		}
 	}
 	return ""
+}
+
+// damageOnlyZeros reports whether every finding is damage that writes
+// zeros: zeroed pages, zeroed branch elements, zeroed blocks. (The same
+// line as the salvage's judgement of what can change values unseen.)
+func (r *Result) damageOnlyZeros() bool {
+	for _, f := range r.Report.Findings {
+		switch f.Kind {
+		case KindChildIsMeta, KindZeroedBlock, KindZeroedKey:
+			continue
+		case KindPageType:
+			if f.Page != nil && *f.Page < uint64(len(r.c.sums)) && r.c.sums[*f.Page].state == stateZero {
+				continue
+			}
+		}
+		return false
+	}
+	return true
 }
 
 // ZeroedElements lists the elements of the leaf at pgid whose bytes a

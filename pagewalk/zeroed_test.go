@@ -125,6 +125,29 @@ func TestLeafMayBeLost(t *testing.T) {
 	if why := zero(kb.Root).LeafMayBeLost(); why == "" {
 		t.Errorf("zeroed root %d (no sibling tells its level): no leaf may be lost?", kb.Root)
 	}
+	// A page of garbage the walk cannot reach (a child of the lost
+	// branch): the leftover data of a freed node when all the damage wrote
+	// zeros, a possibly lost leaf when some of it wrote garbage.
+	child := binary.LittleEndian.Uint64(orig[int64(branch)*ps+PageHeaderSize+8:])
+	garbage := make([]byte, ps)
+	for i := range garbage {
+		garbage[i] = byte(i*131 + 7)
+	}
+	both := func(branchBytes []byte) *Result {
+		dmg := healthy + ".dmg2"
+		if err := os.WriteFile(dmg, orig, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		patch(t, dmg, int64(branch)*ps, branchBytes)
+		patch(t, dmg, int64(child)*ps, garbage)
+		return scanPath(t, dmg, Options{})
+	}
+	if why := both(make([]byte, ps)).LeafMayBeLost(); why != "" {
+		t.Errorf("zeroed branch %d, garbage child %d: %s", branch, child, why)
+	}
+	if why := both(garbage).LeafMayBeLost(); why == "" {
+		t.Errorf("garbage branch %d and child %d: no leaf may be lost?", branch, child)
+	}
 	cut := healthy + ".cut"
 	if err := os.WriteFile(cut, orig[:len(orig)/2], 0o600); err != nil {
 		t.Fatal(err)

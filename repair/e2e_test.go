@@ -433,6 +433,13 @@ func TestRepairZeroedPageSweep(t *testing.T) {
 				t.Fatalf("page %d zeroed: %v", p, err)
 			}
 			judgeKeys(t, truth, rep, false)
+			if t.Failed() && rep.DB.Salvage != nil {
+				for _, n := range rep.DB.Salvage.Notes {
+					if strings.Contains(n, "transaction ends") {
+						t.Logf("NOTE %s", n)
+					}
+				}
+			}
 		})
 	}
 }

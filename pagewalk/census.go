@@ -481,17 +481,14 @@ func (c *census) zeroedBlocks(n *Node) {
 			continue
 		}
 		for i := 0; i < int(n.Count); i++ {
-			at := PageHeaderSize + i*LeafElementSize
-			if at+LeafElementSize > len(n.Data) {
+			sp, ok := n.leafSpan(i)
+			if !ok {
 				break
 			}
-			e := n.Data[at : at+LeafElementSize]
-			start := int64(at) + int64(binary.LittleEndian.Uint32(e[4:8]))
-			ksize := int64(binary.LittleEndian.Uint32(e[8:12]))
-			stop := start + ksize + int64(binary.LittleEndian.Uint32(e[12:16]))
-			if stop > int64(len(n.Data)) {
+			if sp.end() > uint64(len(n.Data)) {
 				continue // reported as out of bounds
 			}
+			start, ksize, stop := int64(sp.start), int64(sp.ksize), int64(sp.end())
 			if min(stop, lo+fsBlock)-max(start, lo) < minZeroedRecordBytes {
 				continue
 			}

@@ -81,25 +81,45 @@ func (n *Node) Branch(i int) (BranchElement, *FormatError) {
 
 // Leaf decodes leaf element i; the value follows the key.
 func (n *Node) Leaf(i int) (LeafElement, *FormatError) {
-	at := PageHeaderSize + i*LeafElementSize
-	if i < 0 || at+LeafElementSize > len(n.Data) {
-		return LeafElement{}, formatErr(n.Pgid, n.Offset+int64(at), ErrOutOfBounds, i, "leaf element %d outside the node", i)
+	sp, ok := n.leafSpan(i)
+	if !ok {
+		return LeafElement{}, formatErr(n.Pgid, n.Offset+int64(sp.at), ErrOutOfBounds, i, "leaf element %d outside the node", i)
 	}
-	e := n.Data[at : at+LeafElementSize]
-	flags := binary.LittleEndian.Uint32(e[0:4])
-	pos := uint64(binary.LittleEndian.Uint32(e[4:8]))
-	ksize := uint64(binary.LittleEndian.Uint32(e[8:12]))
-	vsize := uint64(binary.LittleEndian.Uint32(e[12:16]))
-	start := uint64(at) + pos
-	if start+ksize+vsize > uint64(len(n.Data)) {
-		return LeafElement{Flags: flags}, formatErr(n.Pgid, n.Offset+int64(at), ErrOutOfBounds, ksize+vsize,
-			"leaf element %d (pos %d, key %d, value %d bytes) outside the node of %d bytes", i, pos, ksize, vsize, len(n.Data))
+	if sp.end() > uint64(len(n.Data)) {
+		return LeafElement{Flags: sp.flags}, formatErr(n.Pgid, n.Offset+int64(sp.at), ErrOutOfBounds, sp.ksize+sp.vsize,
+			"leaf element %d (pos %d, key %d, value %d bytes) outside the node of %d bytes", i, sp.start-uint64(sp.at), sp.ksize, sp.vsize, len(n.Data))
 	}
 	return LeafElement{
-		Flags: flags,
-		Key:   n.Data[start : start+ksize],
-		Value: n.Data[start+ksize : start+ksize+vsize],
+		Flags: sp.flags,
+		Key:   n.Data[sp.start : sp.start+sp.ksize],
+		Value: n.Data[sp.start+sp.ksize : sp.end()],
 	}, nil
+}
+
+// leafElementSpan is where a leaf element's header and bytes lie in its
+// node's Data: the header at at, the key at start, the value after it.
+type leafElementSpan struct {
+	at                  int
+	flags               uint32
+	start, ksize, vsize uint64
+}
+
+func (sp leafElementSpan) end() uint64 { return sp.start + sp.ksize + sp.vsize }
+
+// leafSpan decodes leaf element i's header; ok is false when the header
+// lies outside the node. The bytes it names may still lie past the node's
+// Data (end() > len(Data)): Leaf reports that, zeroedBlocks skips it.
+func (n *Node) leafSpan(i int) (sp leafElementSpan, ok bool) {
+	sp.at = PageHeaderSize + i*LeafElementSize
+	if i < 0 || sp.at+LeafElementSize > len(n.Data) {
+		return sp, false
+	}
+	e := n.Data[sp.at : sp.at+LeafElementSize]
+	sp.flags = binary.LittleEndian.Uint32(e[0:4])
+	sp.start = uint64(sp.at) + uint64(binary.LittleEndian.Uint32(e[4:8]))
+	sp.ksize = uint64(binary.LittleEndian.Uint32(e[8:12]))
+	sp.vsize = uint64(binary.LittleEndian.Uint32(e[12:16]))
+	return sp, true
 }
 
 // BucketHeader is the value of a bucket element.

@@ -383,9 +383,9 @@ func (w *walker) census(freelist uint64) Census {
 // part of one (an overflow page, even of a stale node), a meta or freelist
 // page, a page whose content is lost but which a sibling shows was a
 // branch, or, when all the damage found wrote zeros, a page of garbage
-// (the leftover data of a freed node). A leaf that is not gone is on disk, reached or found by
-// carving: whatever records it holds are seen. (Damage inside a leaf that
-// is on disk is reported by its own findings.)
+// (the leftover data of a freed node). A leaf that is not gone is on disk,
+// reached or found by carving: whatever records it holds are seen. (Damage
+// inside a leaf that is on disk is reported by its own findings.)
 func (r *Result) LeafMayBeLost() string {
 	for _, f := range r.Report.Findings {
 		switch f.Kind {
@@ -430,8 +430,8 @@ func (r *Result) LeafMayBeLost() string {
 }
 
 // damageOnlyZeros reports whether every finding is damage that writes
-// zeros: zeroed pages, zeroed branch elements, zeroed blocks. (The same
-// line as the salvage's judgement of what can change values unseen.)
+// zeros: zeroed pages, zeroed branch elements, zeroed blocks. Any other
+// finding, meta damage included, may have written garbage.
 func (r *Result) damageOnlyZeros() bool {
 	for _, f := range r.Report.Findings {
 		switch f.Kind {

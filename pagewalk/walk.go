@@ -86,7 +86,7 @@ type walker struct {
 
 func newWalker(c *census, hwm, freelist uint64) *walker {
 	n := len(c.sums)
-	w := &walker{c: c, f: c.f, hwm: hwm, freelist: freelist}
+	w := &walker{c: c, f: c.f, hwm: hwm, freelist: freelist, branchLevel: map[uint64]bool{}}
 	w.reach, w.owner = spill.Zeroed[uint8](c.spill, n), spill.Zeroed[int32](c.spill, n)
 	for i := range w.owner {
 		w.owner[i] = -1
@@ -523,9 +523,6 @@ func (w *walker) walkBranch(pgid uint64, s *pageSum, chain []uint64, depth int, 
 	if maxDepth >= 2 {
 		// A child that walked is a branch: so were the lost ones.
 		for _, k := range lostKids {
-			if w.branchLevel == nil {
-				w.branchLevel = map[uint64]bool{}
-			}
 			w.branchLevel[k] = true
 		}
 	}

@@ -401,15 +401,17 @@ func TestRepairRestoredMemberKeepsData(t *testing.T) {
 }
 
 // TestRepairZeroedPageSweep zeroes pages of a member's db one at a time
-// (every branch page, and every 60th page besides) where the WAL does not
-// reach back over the db (the normal case in a real cluster): etcd starts
+// (every branch page, and every 60th page besides) of a Kubernetes-shaped
+// history whose WAL does not reach back over the db (the normal case in a
+// real cluster: compaction every 300 revisions, two WAL segments kept):
+// etcd starts
 // on every result, and no key is stale, missing or resurrected outside a
 // reported lost range; complete means every key exact.
 func TestRepairZeroedPageSweep(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts etcd once per page")
 	}
-	dir, _ := fixtures.Cached(t, "purged", fixtures.PurgedWALWorkload())
+	dir, _ := fixtures.Cached(t, "kube", fixtures.KubeWorkload())
 	orig, err := os.ReadFile(fixtures.DBPath(dir))
 	if err != nil {
 		t.Fatal(err)
@@ -422,7 +424,7 @@ func TestRepairZeroedPageSweep(t *testing.T) {
 			continue
 		}
 		t.Run(fmt.Sprintf("page-%d", p), func(t *testing.T) {
-			dir, truth := fixtures.Cached(t, "purged", fixtures.PurgedWALWorkload())
+			dir, truth := fixtures.Cached(t, "kube", fixtures.KubeWorkload())
 			b := append([]byte(nil), orig...)
 			clear(b[p*ps : (p+1)*ps])
 			if err := os.WriteFile(fixtures.DBPath(dir), b, 0o600); err != nil {

@@ -404,9 +404,8 @@ func TestRepairRestoredMemberKeepsData(t *testing.T) {
 // (every branch page, and every 60th page besides) of a Kubernetes-shaped
 // history whose WAL does not reach back over the db (the normal case in a
 // real cluster: compaction every 300 revisions, two WAL segments kept):
-// etcd starts
-// on every result, and no key is stale, missing or resurrected outside a
-// reported lost range; complete means every key exact.
+// etcd starts on every result, and no key is stale, missing or resurrected
+// outside a reported lost range; complete means every key exact.
 func TestRepairZeroedPageSweep(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts etcd once per page")

@@ -106,6 +106,11 @@ type carveResult struct {
 	// zeroed are the revisions of carved records a zero block covers part
 	// of (pagewalk.Result.ZeroedElements).
 	zeroed []pagewalk.Revision
+	// undecodable are the revisions of carved records left out, sorted:
+	// their value does not decode (or their page was judged by such
+	// records), and no copy of them was carved. What their transaction
+	// held is unknown, so each is reported lost.
+	undecodable []pagewalk.Revision
 }
 
 // valueReader reads carved values back, one node cached: records are
@@ -243,6 +248,7 @@ func carve(ctx context.Context, res *pagewalk.Result, progress Counter, needAll 
 			continue
 		}
 		var good []carved
+		var rejected []pagewalk.Revision
 		var goodValues [][]byte // alias buf: valid in this iteration
 		var goodKeys [][]byte   // the etcd keys of good, as decoded
 		readable := 0
@@ -304,6 +310,7 @@ func carve(ctx context.Context, res *pagewalk.Result, progress Counter, needAll 
 			}
 			if err != nil {
 				cr.rejected++
+				rejected = append(rejected, rev)
 				continue
 			}
 			good = append(good, carved{rev: rev, lease: kv.Lease, page: pgid, elem: int32(i), hash: h})
@@ -319,12 +326,25 @@ func carve(ctx context.Context, res *pagewalk.Result, progress Counter, needAll 
 			cr.leaves = append(cr.leaves, leafPage{pgid: pgid, revs: leafRevs[from:len(leafRevs):len(leafRevs)]})
 		}
 		if len(good) == 0 || 2*len(good) < readable {
+			// A page of mostly bad records vouches for none of them.
+			for _, g := range good {
+				rejected = append(rejected, g.rev)
+			}
+			cr.undecodable = append(cr.undecodable, rejected...)
 			continue
 		}
+		cr.undecodable = append(cr.undecodable, rejected...)
 		cr.pages++
-		pageEdges[pgid] = [2]pagewalk.Revision{good[0].rev, good[len(good)-1].rev}
+		// Edges only where they are the page's own first and last
+		// elements: branchPairs matches them to a branch's separators.
+		if good[0].elem == 0 && good[len(good)-1].elem == int32(n.Count)-1 {
+			pageEdges[pgid] = [2]pagewalk.Revision{good[0].rev, good[len(good)-1].rev}
+		}
 		for i := 1; i < len(good); i++ {
-			if good[i-1].rev.Main != good[i].rev.Main {
+			// Only neighbours on the page: an element left out between
+			// them (undecodable, zeroed, outside the needed ranges) may be
+			// the transaction's next sub-revision.
+			if good[i].elem == good[i-1].elem+1 && good[i-1].rev.Main != good[i].rev.Main {
 				noteClosed(cr.closedAt, good[i-1].rev, good[i].rev)
 			}
 		}
@@ -357,6 +377,7 @@ func carve(ctx context.Context, res *pagewalk.Result, progress Counter, needAll 
 		}
 		cr.conflicts = append(cr.conflicts, Conflict{Revision: c.rev, Pages: pages, KeptPage: c.page, KeptFrom: "carved", Different: why})
 	}
+	cr.undecodable = cr.withoutCopies(cr.undecodable)
 	// Outside records: one per revision, the first carved.
 	sortCarved(cr.outside)
 	cr.outside = uniqueRevisions(cr.outside)
@@ -365,9 +386,13 @@ func carve(ctx context.Context, res *pagewalk.Result, progress Counter, needAll 
 }
 
 // branchPairs proves neighbours across carved leaves: an unreached branch
-// page whose consecutive children are carved leaves with keys that fit its
+// page whose consecutive children are carved leaves that begin with its
 // separators shows that nothing lay between the last record of one and the
-// first of the next.
+// first of the next. bbolt writes a branch with each child's first key as
+// its separator, and rewrites the branch whenever a child changes; a child
+// that does not begin with its separator is not the leaf the branch was
+// written with (a stale branch, its child's page since reused), and its
+// last record says nothing about what followed it then.
 func (cr *carveResult) branchPairs(res *pagewalk.Result, edges map[uint64][2]pagewalk.Revision) {
 	for _, pgid := range res.UnreachedBranches() {
 		n, err := res.File.ReadNode(pgid)
@@ -384,8 +409,9 @@ func (cr *carveResult) branchPairs(res *pagewalk.Result, edges map[uint64][2]pag
 			if prev != nil {
 				l, lok := edges[prev.Child]
 				r, rok := edges[e.Child]
-				sep, sok := pagewalk.ParseRevision(e.Key)
-				if lok && rok && sok && !revLess(sep, l[1]) && !revLess(r[0], sep) && revLess(l[1], r[0]) {
+				lsep, lsok := pagewalk.ParseRevision(prev.Key)
+				rsep, rsok := pagewalk.ParseRevision(e.Key)
+				if lok && rok && lsok && rsok && l[0] == lsep && r[0] == rsep && revLess(l[1], r[0]) {
 					noteClosed(cr.closedAt, l[1], r[0])
 				}
 			}
@@ -559,4 +585,20 @@ func (cr *carveResult) firstCopies(recs []carved) (kept []carved, differ []int, 
 		i = j
 	}
 	return out, differ, nil
+}
+
+// withoutCopies sorts revs, drops duplicates and drops the revisions a
+// carved record (cr.recs, sorted) holds: another copy of them decoded.
+func (cr *carveResult) withoutCopies(revs []pagewalk.Revision) []pagewalk.Revision {
+	slices.SortFunc(revs, cmpRev)
+	revs = slices.Compact(revs)
+	out := revs[:0]
+	for _, r := range revs {
+		i := sort.Search(len(cr.recs), func(i int) bool { return cmpRev(cr.recs[i].rev, r) >= 0 })
+		if i < len(cr.recs) && cr.recs[i].rev == r {
+			continue
+		}
+		out = append(out, r)
+	}
+	return out
 }

@@ -346,11 +346,14 @@ func treeClaim(res *pagewalk.Result, cr *carveResult, ks *keySpace) string {
 		}
 	}
 	leases, leasesKnown := leaseSet(res)
-	for _, v := range firstEvidence(below, ks, cr, leases, leasesKnown) {
+	var unexplainedRevs []int64
+	for i, v := range firstEvidence(below, ks, cr, leases, leasesKnown) {
 		if !v.dead() {
 			unexplained++
+			unexplainedRevs = append(unexplainedRevs, below[i].rev.Main)
 		}
 	}
+	unexplained -= witnessesLost(res, ks, unexplainedRevs)
 	reached := 0
 	if kb := res.Bucket("key"); kb != nil {
 		reached = kb.Records
@@ -365,6 +368,43 @@ func treeClaim(res *pagewalk.Result, cr *carveResult, ks *keySpace) string {
 		return fmt.Sprintf("%d records inside the walked key bucket's range are missing from it with no sign that compaction removed them (it holds %d): the tree is not the last state of the data", unexplained, reached)
 	}
 	return ""
+}
+
+// witnessesLost says how many of the unexplained absent records (their
+// main revisions) damage may have taken the sign of removal from: the
+// newer record or tombstone of its key that showed it was compacted lay at
+// a later revision at or below the compaction, and the tree lost the
+// records of such revisions (a truncated file loses them all over the
+// key range). Each lost revision can have held the sign of at most one
+// record per sub-revision; counting one per revision errs towards
+// distrust.
+func witnessesLost(res *pagewalk.Result, ks *keySpace, revs []int64) int {
+	var lost [][2]int64
+	budget := int64(0)
+	for _, f := range res.Report.Findings {
+		if f.Lost == nil || f.Lost.Revisions == nil || len(f.Bucket) != 1 || f.Bucket[0] != "key" {
+			continue
+		}
+		from, to := f.Lost.Revisions.From, f.Lost.Revisions.To
+		if from > ks.compact {
+			continue
+		}
+		if to == 0 || to > ks.compact {
+			to = ks.compact
+		}
+		lost = append(lost, [2]int64{from, to})
+		budget += to - from + 1
+	}
+	excusable := int64(0)
+	for _, r := range revs {
+		for _, l := range lost {
+			if l[1] > r {
+				excusable++
+				break
+			}
+		}
+	}
+	return int(min(excusable, budget))
 }
 
 // treeClaimHook, when set (by tests), sees the counts treeClaim judged.

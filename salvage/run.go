@@ -652,6 +652,11 @@ func lostRanges(res *pagewalk.Result, ks *keySpace, cr *carveResult, rep *Report
 			out = append(out, lr{[2]int64{m, m}, "a reached record does not decode, or disagrees with its revision (etcd would panic on it, or move its revision): left out"})
 		}
 	}
+	for _, r := range cr.undecodable {
+		if r.Main >= 1 && r.Main <= max(ks.last, 1) {
+			out = append(out, lr{[2]int64{r.Main, r.Main}, "a carved record does not decode, and no copy of it does: left out"})
+		}
+	}
 	for _, m := range ks.ambiguous {
 		out = append(out, lr{[2]int64{m, m}, "a record that two copies of its key range disagree on, and nothing in the file tells which copy is newer: left out (it may be live, or deleted and compacted)"})
 	}

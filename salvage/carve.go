@@ -199,7 +199,7 @@ func (l *leafPage) last() pagewalk.Revision  { return l.revs[len(l.revs)-1] }
 func carve(ctx context.Context, res *pagewalk.Result, progress Counter, needAll bool) *carveResult {
 	sp := res.Spill()
 	cr := &carveResult{witness: newKeyTable(sp), rd: valueReader{res: res}, names: spill.NewBytes(sp), spill: sp, closedAt: map[int64]int64{}}
-	compact, _ := compactRevision(res, res.Report.Etcd)
+	compact := evidenceCompact(res, res.Report.Etcd)
 	pageEdges := map[uint64][2]pagewalk.Revision{}
 	need := neededRanges(res)
 	if needAll {

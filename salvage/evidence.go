@@ -138,6 +138,9 @@ func supersededAtOrBelow(c carved, etcdKey []byte, ks *keySpace, witness *keyTab
 
 // uncertainReason says, for a record with no evidence, why none applied.
 func uncertainReason(c carved, compact int64) string {
+	if compact == unknownCompact {
+		return "carved, with the compaction point unknown (the meta bucket was not reached): no newer record of its key, no leaf written later that spans it, and the live leaves over its range are not known: it may have been deleted and compacted"
+	}
 	return fmt.Sprintf("carved below the compaction revision %d: no newer record of its key, no leaf written later that spans it, its lease (if any) still exists, and the live leaves over its range are not known: it may have been deleted and compacted", compact)
 }
 
@@ -371,18 +374,23 @@ func treeClaim(res *pagewalk.Result, cr *carveResult, ks *keySpace) string {
 }
 
 // witnessesLost says how many of the unexplained absent records (their
-// main revisions) damage may have taken the sign of removal from: the
-// newer record or tombstone of its key that showed it was compacted lay at
-// a later revision at or below the compaction, and the tree lost the
-// records of such revisions (a truncated file loses them all over the
-// key range). Each lost revision can have held the sign of at most one
-// record per sub-revision; counting one per revision errs towards
-// distrust.
+// main revisions) a cut may have taken the sign of removal from: the newer
+// record or tombstone of its key that showed it was compacted lay at a
+// later revision at or below the compaction, and the tree lost the records
+// of such revisions past the end of the file (a truncated file loses them
+// all over the key range). Each lost revision can have held the sign of at
+// most one record per sub-revision; counting one per revision errs towards
+// distrust. Only pages past the end count: a pointer that reaches a wrong
+// page (reached twice, out of order) may have walked into an older copy of
+// a subtree, which is what the claim is there to catch.
 func witnessesLost(res *pagewalk.Result, ks *keySpace, revs []int64) int {
 	var lost [][2]int64
 	budget := int64(0)
 	for _, f := range res.Report.Findings {
 		if f.Lost == nil || f.Lost.Revisions == nil || len(f.Bucket) != 1 || f.Bucket[0] != "key" {
+			continue
+		}
+		if f.Kind != pagewalk.KindChildPastEOF && f.Kind != pagewalk.KindOverflowPastEOF {
 			continue
 		}
 		from, to := f.Lost.Revisions.From, f.Lost.Revisions.To

@@ -225,7 +225,29 @@ func compactRevision(res *pagewalk.Result, e *pagewalk.EtcdSummary) (int64, stri
 	case res.Bucket("meta") != nil:
 		return 0, "never compacted (meta has no finishedCompactRev)"
 	}
-	return 0, "unknown: the meta bucket was not reached; every gap is reported as lost"
+	return 0, unknownCompactSource
+}
+
+// unknownCompactSource is the report's compact_source when no compaction
+// revision can be read.
+const unknownCompactSource = "unknown: the meta bucket was not reached; every carved record is held to the evidence (any may be compaction garbage) and every revision not proven is reported lost"
+
+// unknownCompact stands for the compaction revision when it is unknown:
+// above every revision, so that every carved record is held to the
+// evidence. A record written with no proof could be compaction garbage,
+// and its key deleted: writing it back would resurrect the key.
+const unknownCompact = int64(1) << 62
+
+// evidenceCompact is the compaction revision carved records are judged
+// against: compactRevision's, or unknownCompact when the meta bucket was
+// not reached (a file cut short before every copy of its root, a root
+// page lost with both metas).
+func evidenceCompact(res *pagewalk.Result, e *pagewalk.EtcdSummary) int64 {
+	c, _ := compactRevision(res, e)
+	if c == 0 && e.ScheduledCompact == nil && e.FinishedCompact == nil && res.Bucket("meta") == nil {
+		return unknownCompact
+	}
+	return c
 }
 
 // copyOtherBuckets writes every reached bucket except key, from the one
@@ -463,7 +485,7 @@ var keyPath = [][]byte{[]byte("key")}
 // carved records below the compaction for judgement once every record has
 // been seen.
 func mergeKeyBucket(res *pagewalk.Result, cr *carveResult, w *dbWriter, rep *Report, opts Options) (*keySpace, error) {
-	ks := &keySpace{keys: newKeyTable(res.Spill()), compact: rep.CompactRevision, prevMain: max(rep.CompactRevision, 1), subs: map[int64]*subInfo{}, distrust: rep.TreeDistrusted}
+	ks := &keySpace{keys: newKeyTable(res.Spill()), compact: evidenceCompact(res, res.Report.Etcd), prevMain: max(rep.CompactRevision, 1), subs: map[int64]*subInfo{}, distrust: rep.TreeDistrusted}
 	// What the carved pages prove about transaction ends (they are only
 	// read from here on).
 	ks.closedAt = cr.closedAt
@@ -664,6 +686,14 @@ func lostRanges(res *pagewalk.Result, ks *keySpace, cr *carveResult, rep *Report
 		out = append(out, lr{g, "main revisions missing above the compaction point (every write takes the next one)"})
 	}
 	C := ks.compact
+	if C == unknownCompact {
+		// Every revision no record proves may have lost records.
+		C = max(ks.last, 1)
+	}
+	below := " below the compaction point:"
+	if ks.compact == unknownCompact {
+		below = ""
+	}
 	openTop := false
 	topReason := "a damaged page held the newest records: revisions after the newest surviving one may be lost (the WAL can tell: boltfix repair)"
 	damaged := func(from, to int64, what string) {
@@ -673,7 +703,7 @@ func lostRanges(res *pagewalk.Result, ks *keySpace, cr *carveResult, rep *Report
 				hi = to
 			}
 			for _, r := range ks.undecidedIn(max(from, 1), hi) {
-				out = append(out, lr{r, what + " below the compaction point: records there cannot be proven complete"})
+				out = append(out, lr{r, what + below + " records there cannot be proven complete"})
 			}
 		}
 		if to == 0 {
@@ -687,6 +717,9 @@ func lostRanges(res *pagewalk.Result, ks *keySpace, cr *carveResult, rep *Report
 	kb := res.Bucket("key")
 	if kb == nil {
 		damaged(1, 0, "the key bucket was not reached, every record was carved:")
+	}
+	if ks.compact == unknownCompact {
+		damaged(1, 0, "the compaction point is unknown (the meta bucket was not reached):")
 	}
 	if ks.distrust != "" {
 		damaged(1, max(C, 1), "the walked key bucket is not the last state of the data ("+ks.distrust+"), every record was carved:")

@@ -174,7 +174,9 @@ func (r *Result) readRun(pgids []uint64) (nodes []*Node, used int) {
 func (r *Result) ForEachOwnedAhead(b *Bucket, fn func(k, v []byte) error) error {
 	type kv struct{ k, v []byte }
 	const batchSize = 256
-	batches := make(chan []kv, 2)
+	// Eight batches read ahead: the reader keeps going while the caller
+	// waits on a commit (salvage's write queue, writequeue.go).
+	batches := make(chan []kv, 8)
 	stop := make(chan struct{})
 	readErr := make(chan error, 1)
 	errStopped := errors.New("stopped")

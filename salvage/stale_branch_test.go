@@ -26,16 +26,7 @@ import (
 // into a stale branch pairing the transaction's first leaf with the leaf
 // after the zeroed one, under the lost leaf's separator.
 func TestSalvageStaleBranchReusedChild(t *testing.T) {
-	dir, truth := fixtures.Cached(t, "kube", fixtures.KubeWorkload())
-	db := fixtures.DBPath(dir)
-	l, err := fixtures.Inspect(db)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kt := l.Buckets["key"]
-	if kt == nil || len(kt.Levels) < 3 {
-		t.Fatalf("want a key bucket at least 3 levels deep, got %+v", kt)
-	}
+	db, truth, l, kt := kubeKeyTree(t, 3)
 	f, err := pagewalk.Open(db)
 	if err != nil {
 		t.Fatal(err)
@@ -128,13 +119,7 @@ func TestSalvageStaleBranchReusedChild(t *testing.T) {
 	}
 	sr, _ := pagewalk.ParseRevision(sep)
 	t.Logf("zeroed branch %d and leaf %d (begins with %s); stale branch at page %d pairs leaf %d with leaf %d", parent, b, sr, free, a, c)
-	out := filepath.Join(t.TempDir(), "new.db")
-	rep, err := Run(db, out, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := readSalvaged(t, out)
-	judgeWith(t, truth, rep, s, false, false, false)
+	rep, _ := salvageJudged(t, db, truth)
 	for i, r := range rep.LostRevisions {
 		if r[0] <= sr.Main && (r[1] == 0 || sr.Main <= r[1]) {
 			t.Logf("revision %d in lost range %v: %s", sr.Main, r, rep.LostReasons[i])
@@ -150,16 +135,7 @@ func TestSalvageStaleBranchReusedChild(t *testing.T) {
 // first closes its transaction, and the undecodable record, the next
 // sub-revision of it, is dropped with no range reported.
 func TestSalvageCarvedLeafSkippedElement(t *testing.T) {
-	dir, truth := fixtures.Cached(t, "kube", fixtures.KubeWorkload())
-	db := fixtures.DBPath(dir)
-	l, err := fixtures.Inspect(db)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kt := l.Buckets["key"]
-	if kt == nil || len(kt.Levels) < 2 {
-		t.Fatalf("want a key bucket with branches, got %+v", kt)
-	}
+	db, truth, l, kt := kubeKeyTree(t, 2)
 	raw, err := os.ReadFile(db)
 	if err != nil {
 		t.Fatal(err)
@@ -174,12 +150,8 @@ func TestSalvageCarvedLeafSkippedElement(t *testing.T) {
 		p := raw[int(id)*ps : int(id+1)*ps]
 		count := int(binary.LittleEndian.Uint16(p[10:]))
 		key := func(i int) pagewalk.Revision {
-			el := 16 + i*16
-			pos, ks := int(binary.LittleEndian.Uint32(p[el+4:])), int(binary.LittleEndian.Uint32(p[el+8:]))
-			if el+pos+ks > len(p) {
-				return pagewalk.Revision{}
-			}
-			r, _ := pagewalk.ParseRevision(p[el+pos : el+pos+ks])
+			_, k, _, _ := rawLeafElement(p, i)
+			r, _ := pagewalk.ParseRevision(k)
 			return r
 		}
 		for i := 1; i+1 < count && leaf == 0; i++ {
@@ -201,8 +173,7 @@ func TestSalvageCarvedLeafSkippedElement(t *testing.T) {
 	}
 	// Its parent is zeroed so that the leaf is carved, and the record's
 	// value overwritten so that it no longer decodes.
-	el := int(leaf)*ps + 16 + elem*16
-	pos, ks, vs := int(binary.LittleEndian.Uint32(raw[el+4:])), int(binary.LittleEndian.Uint32(raw[el+8:])), int(binary.LittleEndian.Uint32(raw[el+12:]))
+	_, _, vat, vs := rawLeafElement(raw[int(leaf)*ps:int(leaf+1)*ps], elem)
 	junk := make([]byte, vs)
 	for i := range junk {
 		junk[i] = 0xff
@@ -210,7 +181,7 @@ func TestSalvageCarvedLeafSkippedElement(t *testing.T) {
 	for _, w := range []struct {
 		at   int64
 		data []byte
-	}{{int64(kt.Nodes[leaf].Parent) * int64(ps), make([]byte, ps)}, {int64(el + pos + ks), junk}} {
+	}{{int64(kt.Nodes[leaf].Parent) * int64(ps), make([]byte, ps)}, {int64(int(leaf)*ps + vat), junk}} {
 		if _, err := fh.WriteAt(w.data, w.at); err != nil {
 			t.Fatal(err)
 		}
@@ -219,6 +190,50 @@ func TestSalvageCarvedLeafSkippedElement(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("zeroed branch %d; record %s on leaf %d (element %d) no longer decodes", kt.Nodes[leaf].Parent, rev, leaf, elem)
+	rep, s := salvageJudged(t, db, truth)
+	if _, back := s.records[rev]; !back && !inLost(rep, rev.Main) {
+		t.Errorf("revision %d lost sub-revision %d (undecodable on leaf %d), but is not reported lost: %v", rev.Main, rev.Sub, leaf, rep.LostRevisions)
+	}
+}
+
+// kubeKeyTree gives a fresh copy of the Kubernetes-shaped history's db, its
+// truth, its layout and its key bucket's tree, which must be at least
+// levels deep.
+func kubeKeyTree(t *testing.T, levels int) (db string, truth *fixtures.Truth, l *fixtures.Layout, kt *fixtures.Tree) {
+	t.Helper()
+	dir, truth := fixtures.Cached(t, "kube", fixtures.KubeWorkload())
+	db = fixtures.DBPath(dir)
+	l, err := fixtures.Inspect(db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kt = l.Buckets["key"]
+	if kt == nil || len(kt.Levels) < levels {
+		t.Fatalf("want a key bucket at least %d levels deep, got %+v", levels, kt)
+	}
+	return db, truth, l, kt
+}
+
+// rawLeafElement decodes element i of leaf page p by hand (bbolt's leaf
+// element: flags, pos, ksize, vsize): its flags, key, and where its value
+// lies in p and how long it is. A key past the page comes back nil.
+func rawLeafElement(p []byte, i int) (flags uint32, key []byte, valueAt, valueLen int) {
+	el := 16 + i*16
+	if el+16 > len(p) {
+		return 0, nil, 0, 0
+	}
+	flags = binary.LittleEndian.Uint32(p[el:])
+	pos, ks, vs := int(binary.LittleEndian.Uint32(p[el+4:])), int(binary.LittleEndian.Uint32(p[el+8:])), int(binary.LittleEndian.Uint32(p[el+12:]))
+	if el+pos+ks+vs > len(p) {
+		return flags, nil, 0, 0
+	}
+	return flags, p[el+pos : el+pos+ks], el + pos + ks, vs
+}
+
+// salvageJudged salvages db and judges the output against truth (no
+// silent loss, nothing compacted or invented back; tightness not held).
+func salvageJudged(t *testing.T, db string, truth *fixtures.Truth) (*Report, salvaged) {
+	t.Helper()
 	out := filepath.Join(t.TempDir(), "new.db")
 	rep, err := Run(db, out, Options{})
 	if err != nil {
@@ -226,7 +241,5 @@ func TestSalvageCarvedLeafSkippedElement(t *testing.T) {
 	}
 	s := readSalvaged(t, out)
 	judgeWith(t, truth, rep, s, false, false, false)
-	if _, back := s.records[rev]; !back && !inLost(rep, rev.Main) {
-		t.Errorf("revision %d lost sub-revision %d (undecodable on leaf %d), but is not reported lost: %v", rev.Main, rev.Sub, leaf, rep.LostRevisions)
-	}
+	return rep, s
 }

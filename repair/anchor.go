@@ -165,6 +165,11 @@ func acceptAnchor(st *state, rep *Report, cands []anchor, tag, where string) boo
 		st.topIntact, st.openTop = true, true
 		st.replayed = rr.ConsistentIndex >= st.log.CommitIndex()
 		st.topReason = "revisions after the anchor come only from the WAL"
+		if u := st.replayStopped; u != nil {
+			st.replayed = false
+			st.topReason = stoppedReason(u)
+			rep.Notes = append(rep.Notes, u.Error())
+		}
 		st.dropped = map[string][]byte{}
 		return true
 	}
@@ -278,6 +283,7 @@ func anchorPut(d wal.DecodedEntry) *pb.PutRequest {
 // salvaged record above a.rev. The cross-check says what the replay wrote.
 func replayFromAnchor(salvaged, path string, log *wal.Log, a anchor, st *state, lg *zap.Logger) (*wal.ReplayResult, wal.CrossCheck, bool, string) {
 	var cc wal.CrossCheck
+	st.replayStopped = nil
 	if err := outfile.CopyFile(salvaged, path); err != nil {
 		return nil, cc, false, err.Error()
 	}
@@ -290,10 +296,25 @@ func replayFromAnchor(salvaged, path string, log *wal.Log, a anchor, st *state, 
 			above[k] = v
 		}
 	}
-	rr, err := replayAfter(st.ctx, path, log, a.index, lg)
+	// The ranges lost below the anchor: records the replay's store lacks.
+	var lost [][2]int64
+	for _, r := range st.lost {
+		if r[0] <= a.rev {
+			hi := r[1]
+			if hi == 0 || hi > a.rev {
+				hi = a.rev
+			}
+			lost = append(lost, [2]int64{r[0], hi})
+		}
+	}
+	rr, err := replayAfter(st.ctx, path, log, a.index, lost, lg)
 	var gap *wal.GapError
-	if err != nil && !errors.As(err, &gap) {
+	var unc *wal.UncertainError
+	if err != nil && !errors.As(err, &gap) && !errors.As(err, &unc) {
 		return nil, cc, false, err.Error()
+	}
+	if unc != nil {
+		st.replayStopped = unc
 	}
 	cc, err = wal.CompareRecords(path, rr.RevisionBefore, func(k []byte) ([]byte, bool) {
 		v, ok := above[string(k)]
@@ -357,7 +378,7 @@ func cutToAnchor(path string, a anchor, lg *zap.Logger) (map[string][]byte, erro
 // after (skipping entries whose CRC failed: a gap stops the replay there).
 // The records it writes stay in db: callers read them back from there
 // (wal.CompareRecords above the result's RevisionBefore).
-func replayAfter(ctx context.Context, db string, log *wal.Log, after uint64, lg *zap.Logger) (*wal.ReplayResult, error) {
+func replayAfter(ctx context.Context, db string, log *wal.Log, after uint64, lost [][2]int64, lg *zap.Logger) (*wal.ReplayResult, error) {
 	commit := log.CommitIndex()
 	var entries []*wal.Entry
 	for _, e := range log.Entries {
@@ -369,5 +390,11 @@ func replayAfter(ctx context.Context, db string, log *wal.Log, after uint64, lg 
 	if log.Metadata != nil {
 		memberID = log.Metadata.NodeID
 	}
-	return wal.Replay(db, entries, wal.ReplayOptions{Logger: lg, CommitIndex: commit, MemberID: memberID, Context: ctx})
+	return wal.Replay(db, entries, wal.ReplayOptions{Logger: lg, CommitIndex: commit, MemberID: memberID, Context: ctx, Lost: lost})
+}
+
+// stoppedReason is the lost-range reason for a replay that stopped before
+// an entry whose outcome the db's losses leave open.
+func stoppedReason(u *wal.UncertainError) string {
+	return fmt.Sprintf("the WAL replay stopped before entry %d: %s; what it did, and every revision after, may differ from etcd's", u.Index, u.Why)
 }

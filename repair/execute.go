@@ -60,11 +60,14 @@ type state struct {
 	dropped map[string][]byte
 	// openTop: records above the base revision may be lost unless the
 	// replay regenerates them.
-	openTop    bool
-	topReason  string
-	replayed   bool // the replay reached the WAL's commit index
-	fullReplay bool // the whole history was replayed from index 1
-	topIntact  bool // the base revision is exactly the state at the db's consistent_index
+	openTop   bool
+	topReason string
+	// replayStopped is set when a replay from an anchor stopped before an
+	// entry whose outcome the lost ranges leave open.
+	replayStopped *wal.UncertainError
+	replayed      bool // the replay reached the WAL's commit index
+	fullReplay    bool // the whole history was replayed from index 1
+	topIntact     bool // the base revision is exactly the state at the db's consistent_index
 	// proven: an anchor replay reproduced every salvaged record above it,
 	// which proves the state it started from whatever the db claimed.
 	proven bool

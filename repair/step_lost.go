@@ -42,6 +42,9 @@ func (st *state) finishLost(rep *Report) {
 		// db's consistent_index are gone.
 		lost = append(lost, [2]int64{st.revision + 1, 0})
 		reasons = append(reasons, st.topReason)
+	case st.openTop && st.replayStopped != nil:
+		lost = append(lost, [2]int64{top + 1, 0})
+		reasons = append(reasons, st.topReason)
 	case st.openTop && !walCovers:
 		lost = append(lost, [2]int64{top + 1, 0})
 		reasons = append(reasons, st.topReason+"; the WAL does not cover every committed entry after the db's consistent_index")

@@ -51,11 +51,15 @@ func replay(st *state, rep *Report) error {
 		rep.Notes = append(rep.Notes, fmt.Sprintf("the db already holds every committed entry (consistent_index %d, WAL commit %d)", st.index, commit))
 		return nil
 	}
-	rr, err := replayAfter(st.ctx, st.base, st.log, st.index, st.lg)
+	rr, err := replayAfter(st.ctx, st.base, st.log, st.index, st.lost, st.lg)
 	var gap *wal.GapError
+	var unc *wal.UncertainError
 	switch {
 	case errors.As(err, &gap):
 		rep.Notes = append(rep.Notes, gap.Error())
+	case errors.As(err, &unc):
+		rep.Notes = append(rep.Notes, unc.Error())
+		st.openTop, st.topReason, st.replayStopped = true, stoppedReason(unc), unc
 	case err != nil:
 		return fmt.Errorf("replay: %w", err)
 	default:
@@ -92,7 +96,7 @@ func replay(st *state, rep *Report) error {
 func replayFull(st *state, rep *Report) error {
 	commit := st.log.CommitIndex()
 	full := filepath.Join(st.work, "full.db")
-	rr, err := replayAfter(st.ctx, full, st.log, 0, st.lg)
+	rr, err := replayAfter(st.ctx, full, st.log, 0, nil, st.lg)
 	var gap *wal.GapError
 	switch {
 	case errors.As(err, &gap):

@@ -57,6 +57,11 @@ type ReplayOptions struct {
 	// Context, if set, stops the apply loop when it is cancelled; Replay
 	// then returns the context's error (the db holds a partial replay).
 	Context context.Context
+	// Lost are main-revision ranges (inclusive; an upper bound of 0 is
+	// open) whose records the db may lack. With any, the replay stops
+	// before the first entry whose effect depends on them
+	// (UncertainError, replay_uncertain.go).
+	Lost [][2]int64
 	// BackendBatchLimit is etcd's --backend-batch-limit: the writes its
 	// backend buffers (and bbolt keeps in its open transaction) before a
 	// commit, which also comes every 100 ms. It is what a replay holds of
@@ -144,6 +149,7 @@ type replayer struct {
 	lessor  lease.Lessor
 	kv      mvcc.KV
 	closeKV func()
+	lost    [][2]int64
 	auth    auth.AuthStore
 	cluster *membership.RaftCluster
 	uber    apply.UberApplier
@@ -210,7 +216,7 @@ func newReplayer(dbPath string, opts ReplayOptions) (*replayer, error) {
 	if lg == nil {
 		lg = zap.NewNop()
 	}
-	r := &replayer{ctx: opts.Context, lg: lg, status: &raftStatus{id: types.ID(opts.MemberID), commit: opts.CommitIndex}}
+	r := &replayer{ctx: opts.Context, lg: lg, lost: opts.Lost, status: &raftStatus{id: types.ID(opts.MemberID), commit: opts.CommitIndex}}
 	// The consistent index is saved by the backend's pre-commit hook, as
 	// in etcd (storage.NewBackendHooks), so it lands in the same bbolt
 	// transaction as the writes of the entry it covers.
@@ -336,6 +342,13 @@ func (r *replayer) run(entries []*Entry, commit uint64, res *ReplayResult) error
 		e, err := we.Load()
 		if err != nil {
 			return err
+		}
+		if len(r.lost) > 0 {
+			if d := Decode(e); d.Err == nil && d.Request != nil {
+				if why := r.outcomeUncertain(d.Request); why != "" {
+					return &UncertainError{Index: idx, Term: e.GetTerm(), Revision: r.kv.Rev(), Why: why}
+				}
+			}
 		}
 		r.status.term = e.GetTerm()
 		r.ci.SetConsistentApplyingIndex(idx, e.GetTerm())

@@ -7,6 +7,7 @@ import (
 
 	"github.com/boltfix/boltfix/pagewalk"
 	"github.com/boltfix/boltfix/salvage"
+	"github.com/boltfix/boltfix/wal"
 	bolt "go.etcd.io/bbolt"
 )
 
@@ -16,11 +17,13 @@ import (
 // the newest salvaged revision, and what lies above it is uncertain.
 func salvageStep(st *state, rep *Report) (bool, string, error) {
 	p := st.p
-	srep, err := salvage.FromScan(p.scan, p.in.db, st.base, salvage.Options{Aggressive: st.opts.Aggressive, MaxListed: 100, PageSize: st.opts.PageSize,
+	sopts := salvage.Options{Aggressive: st.opts.Aggressive, MaxListed: 100, PageSize: st.opts.PageSize,
 		Progress: st.opts.Progress, Context: st.ctx,
 		// check-output runs bbolt's check on the final db, which holds
 		// every page the salvage wrote plus the restore's.
-		SkipCheck: true})
+		SkipCheck: true}
+	sopts.CompactHint, sopts.CompactHintSource = walCompaction(p.scan, st.log)
+	srep, err := salvage.FromScan(p.scan, p.in.db, st.base, sopts)
 	if err != nil {
 		var ie *salvage.InterruptedError
 		if errors.As(err, &ie) {
@@ -166,4 +169,32 @@ func dropAbove(path string, rev int64, out map[string][]byte) error {
 		}
 		return nil
 	})
+}
+
+// walCompaction is the compaction revision to judge carved records
+// against when the db's meta bucket, which holds it, was not reached: the
+// WAL's newest compaction entry. kube-apiserver compacts every five
+// minutes and a WAL covers hours, so it nearly always holds one. It is at
+// or above the db's own (etcd applies entries in order, and the db's was
+// one of them or older): a higher revision only holds more carved records
+// to the evidence, so nothing compacted comes back. 0 when the meta bucket
+// was reached or the WAL holds no compaction.
+func walCompaction(res *pagewalk.Result, log *wal.Log) (int64, string) {
+	if log == nil || res.Bucket("meta") != nil {
+		return 0, ""
+	}
+	var rev int64
+	var index uint64
+	for _, e := range log.Entries {
+		if e.Flag == wal.FlagCRCMismatch {
+			continue
+		}
+		if d := wal.DecodeEntry(e); d.Request != nil && d.Request.Compaction != nil && d.Request.Compaction.Revision > rev {
+			rev, index = d.Request.Compaction.Revision, e.GetIndex()
+		}
+	}
+	if rev == 0 {
+		return 0, ""
+	}
+	return rev, fmt.Sprintf("the WAL's newest compaction (entry %d): the db's meta bucket was not reached", index)
 }

@@ -196,10 +196,9 @@ func (l *leafPage) last() pagewalk.Revision  { return l.revs[len(l.revs)-1] }
 // readable elements are valid revision records, so the leaves of other
 // buckets (whose keys may happen to be 17 bytes) are not mistaken for it.
 // A cancelled ctx ends the loop early; the caller checks ctx after it.
-func carve(ctx context.Context, res *pagewalk.Result, progress Counter, needAll bool) *carveResult {
+func carve(ctx context.Context, res *pagewalk.Result, progress Counter, needAll bool, compact int64) *carveResult {
 	sp := res.Spill()
 	cr := &carveResult{witness: newKeyTable(sp), rd: valueReader{res: res}, names: spill.NewBytes(sp), spill: sp, closedAt: map[int64]int64{}}
-	compact := evidenceCompact(res, res.Report.Etcd)
 	pageEdges := map[uint64][2]pagewalk.Revision{}
 	need := neededRanges(res)
 	if needAll {

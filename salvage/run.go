@@ -42,6 +42,13 @@ type Options struct {
 	// PageSize is the new file's page size in bytes; 0 chooses
 	// (OutputPageSize). ValidPageSize says which sizes are allowed.
 	PageSize int
+	// CompactHint, if above 0, is the compaction revision to judge carved
+	// records against when the file itself gives none (its meta bucket
+	// was not reached), and CompactHintSource says where it came from
+	// (repair: the WAL's newest compaction entry). It must be at or above
+	// the db's own: a higher one only holds more records to the evidence.
+	CompactHint       int64
+	CompactHintSource string
 }
 
 // etcdBuckets are created in every salvaged etcd db, so etcd finds them.
@@ -99,7 +106,15 @@ func fromScan(res *pagewalk.Result, in, out string, opts Options, distrust strin
 	if err := Interrupted(opts.Context, "carving"); err != nil {
 		return nil, err
 	}
-	cr := carve(opts.Context, res, opts.Progress, distrust != "")
+	compact, compactSource := compactRevision(res, etcd)
+	if compactSource == unknownCompactSource && opts.CompactHint > 0 {
+		compact, compactSource = opts.CompactHint, opts.CompactHintSource
+	}
+	evCompact := compact
+	if compactSource == unknownCompactSource {
+		evCompact = unknownCompact
+	}
+	cr := carve(opts.Context, res, opts.Progress, distrust != "", evCompact)
 	if err := Interrupted(opts.Context, "carving"); err != nil {
 		return nil, err
 	}
@@ -118,7 +133,7 @@ func fromScan(res *pagewalk.Result, in, out string, opts Options, distrust strin
 		return fromScanGeneric(res, in, out, opts)
 	}
 	rep.Layout = res.Report.Layout
-	rep.CompactRevision, rep.CompactSource = compactRevision(res, etcd)
+	rep.CompactRevision, rep.CompactSource = compact, compactSource
 
 	tmp, w, err := openOutput(out, res, opts)
 	if err != nil {
@@ -148,7 +163,7 @@ func fromScan(res *pagewalk.Result, in, out string, opts Options, distrust strin
 	if err := copyOtherBuckets(res, w, rep, isEtcd); err != nil {
 		return fail(err)
 	}
-	ks, err := mergeKeyBucket(res, cr, w, rep, opts)
+	ks, err := mergeKeyBucket(res, cr, w, rep, opts, evCompact)
 	if err != nil {
 		return fail(err)
 	}
@@ -237,18 +252,6 @@ const unknownCompactSource = "unknown: the meta bucket was not reached; every ca
 // evidence. A record written with no proof could be compaction garbage,
 // and its key deleted: writing it back would resurrect the key.
 const unknownCompact = int64(1) << 62
-
-// evidenceCompact is the compaction revision carved records are judged
-// against: compactRevision's, or unknownCompact when the meta bucket was
-// not reached (a file cut short before every copy of its root, a root
-// page lost with both metas).
-func evidenceCompact(res *pagewalk.Result, e *pagewalk.EtcdSummary) int64 {
-	c, _ := compactRevision(res, e)
-	if c == 0 && e.ScheduledCompact == nil && e.FinishedCompact == nil && res.Bucket("meta") == nil {
-		return unknownCompact
-	}
-	return c
-}
 
 // copyOtherBuckets writes every reached bucket except key, from the one
 // tree the scan walked, and creates etcd's buckets that were not reached.
@@ -484,8 +487,10 @@ var keyPath = [][]byte{[]byte("key")}
 // merged with the sorted carved ones into the new db, and holds back the
 // carved records below the compaction for judgement once every record has
 // been seen.
-func mergeKeyBucket(res *pagewalk.Result, cr *carveResult, w *dbWriter, rep *Report, opts Options) (*keySpace, error) {
-	ks := &keySpace{keys: newKeyTable(res.Spill()), compact: evidenceCompact(res, res.Report.Etcd), prevMain: max(rep.CompactRevision, 1), subs: map[int64]*subInfo{}, distrust: rep.TreeDistrusted}
+// compact is the revision carved records are judged against
+// (unknownCompact when the file and the caller give none).
+func mergeKeyBucket(res *pagewalk.Result, cr *carveResult, w *dbWriter, rep *Report, opts Options, compact int64) (*keySpace, error) {
+	ks := &keySpace{keys: newKeyTable(res.Spill()), compact: compact, prevMain: max(rep.CompactRevision, 1), subs: map[int64]*subInfo{}, distrust: rep.TreeDistrusted}
 	// What the carved pages prove about transaction ends (they are only
 	// read from here on).
 	ks.closedAt = cr.closedAt

@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/boltfix/boltfix/salvage"
 )
@@ -224,4 +225,31 @@ func TestIssueRootCandidateCount(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkScan(t, []byte(b))
+}
+
+// Fixed with the same bound (pagewalk.Node.Elements): salvage's loops over
+// a page's elements (carving, orphans, tilings, witnesses) went up to the
+// count read from disk, one error each past the page. A file of leaf pages
+// that each claim 65,535 elements cost 65,535 iterations a page: 2 MiB of
+// them, 268 million.
+func TestIssueCarveElementCount(t *testing.T) {
+	const pages = 4096
+	b := make([]byte, pages*craftPS)
+	craftMeta(b, 0, pages+5, pages, 2) // roots past the file: nothing to walk, everything carved
+	craftMeta(b, 1, pages+5, pages, 1)
+	for id := uint64(2); id < pages; id++ {
+		craftHeader(b, id, 0x02, 0xFFFF, 0)
+	}
+	stop := watchdog("Salvage", len(b))
+	defer stop()
+	in := filepath.Join(t.TempDir(), "db")
+	if err := os.WriteFile(in, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	_, err := salvage.Run(in, filepath.Join(t.TempDir(), "out.db"), salvage.Options{})
+	t.Logf("salvage: %v in %v", err, time.Since(start))
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("salvage of a %d-byte file took %v", len(b), d)
+	}
 }

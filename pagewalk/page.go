@@ -60,6 +60,15 @@ func (n *Node) elementsFit(size int) bool {
 	return PageHeaderSize+int(n.Count)*size <= len(n.Data)
 }
 
+// Elements is how many of the node's elements have their header inside
+// it: its count, read from disk, or fewer. Branch and leaf elements are
+// both 16 bytes. Loops over a node's elements use it, so that a count
+// that claims 65,535 elements in a small page costs nothing past the page.
+func (n *Node) Elements() int {
+	fit := (len(n.Data) - PageHeaderSize) / LeafElementSize
+	return max(0, min(int(n.Count), fit))
+}
+
 // Branch decodes branch element i. The key lies at the element's address
 // plus pos; a pos or ksize that leaves the node is an ErrOutOfBounds.
 func (n *Node) Branch(i int) (BranchElement, *FormatError) {

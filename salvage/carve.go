@@ -253,10 +253,10 @@ func carve(ctx context.Context, res *pagewalk.Result, progress Counter, needAll 
 		readable := 0
 		// whole: every element is a valid revision record, in order, on a
 		// page that names itself: a leaf etcd wrote, usable as evidence.
-		whole := n.Count > 0 && res.WellformedLeaf(pgid)
+		whole := n.Count > 0 && int(n.Count) == n.Elements() && res.WellformedLeaf(pgid)
 		var revs []pagewalk.Revision
 		zeroedValues, zeroedKeys := res.ZeroedElements(pgid)
-		for i := 0; i < int(n.Count); i++ {
+		for i := 0; i < n.Elements(); i++ {
 			e, fe := n.Leaf(i)
 			if fe != nil || slices.Contains(zeroedKeys, i) {
 				// A key a zero block covers names no record.
@@ -399,7 +399,7 @@ func (cr *carveResult) branchPairs(res *pagewalk.Result, edges map[uint64][2]pag
 			continue
 		}
 		var prev *pagewalk.BranchElement
-		for i := 0; i < int(n.Count); i++ {
+		for i := 0; i < n.Elements(); i++ {
 			e, fe := n.Branch(i)
 			if fe != nil {
 				prev = nil

@@ -142,7 +142,7 @@ func (f *forest) build() {
 // as guesses at the names of the roots they point to.
 func children(n *pagewalk.Node, names map[uint64][]byte, remember bool) []uint64 {
 	var out []uint64
-	for i := 0; i < int(n.Count); i++ {
+	for i := 0; i < n.Elements(); i++ {
 		switch n.Flags {
 		case pagewalk.FlagBranch:
 			e, fe := n.Branch(i)
@@ -196,7 +196,10 @@ func (f *forest) collect(st *subtree, pgid uint64, rel [][]byte, depth int) {
 	// a zeroed key names no record; a zeroed value is written, but the
 	// subtree no longer proves its range.
 	zeroedValues, zeroedKeys := f.res.ZeroedElements(pgid)
-	for i := 0; i < int(n.Count); i++ {
+	if int(n.Count) > n.Elements() {
+		st.broken++ // elements past the node: lost
+	}
+	for i := 0; i < n.Elements(); i++ {
 		if n.Flags == pagewalk.FlagBranch {
 			e, fe := n.Branch(i)
 			if fe != nil {

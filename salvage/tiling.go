@@ -156,7 +156,7 @@ func childLevel(res *pagewalk.Result, pgid uint64, from, to int) int {
 	if err != nil || n.Type() != pagewalk.TypeBranch {
 		return -1
 	}
-	for i := 0; i < int(n.Count); i++ {
+	for i := 0; i < n.Elements(); i++ {
 		if i >= from && i <= to {
 			continue
 		}

@@ -191,7 +191,7 @@ func readCopy(res *pagewalk.Result, pgid uint64, revKey []byte) []byte {
 	if err != nil {
 		return nil
 	}
-	for i := 0; i < int(n.Count); i++ {
+	for i := 0; i < n.Elements(); i++ {
 		if e, fe := n.Leaf(i); fe == nil && !e.IsBucket() && bytes.Equal(e.Key, revKey) {
 			return bytes.Clone(e.Value)
 		}

@@ -150,13 +150,10 @@ func acceptAnchor(st *state, rep *Report, cands []anchor, tag, where string) boo
 		rep.DB.Strategy += fmt.Sprintf("; anchored at WAL index %d, which produced revision %d %s: replayed from there and reproduced all %d salvaged records above it byte for byte",
 			a.index, a.rev, where, regenerated)
 		// Everything above the anchor now comes from the replay.
-		var lost [][2]int64
-		var reasons []string
-		for j, r := range st.lost {
-			if r[0] <= a.rev {
-				lost = append(lost, [2]int64{r[0], min(r[1], a.rev)})
-				reasons = append(reasons, st.reasons[j])
-			}
+		lost, kept := lostUpTo(st.lost, a.rev)
+		reasons := make([]string, len(kept))
+		for i, j := range kept {
+			reasons[i] = st.reasons[j]
 		}
 		st.lost, st.reasons = lost, reasons
 		if len(lost) > 0 {
@@ -297,16 +294,7 @@ func replayFromAnchor(salvaged, path string, log *wal.Log, a anchor, st *state, 
 		}
 	}
 	// The ranges lost below the anchor: records the replay's store lacks.
-	var lost [][2]int64
-	for _, r := range st.lost {
-		if r[0] <= a.rev {
-			hi := r[1]
-			if hi == 0 || hi > a.rev {
-				hi = a.rev
-			}
-			lost = append(lost, [2]int64{r[0], hi})
-		}
-	}
+	lost, _ := lostUpTo(st.lost, a.rev)
 	rr, err := replayAfter(st.ctx, path, log, a.index, lost, lg)
 	var gap *wal.GapError
 	var unc *wal.UncertainError
@@ -391,6 +379,18 @@ func replayAfter(ctx context.Context, db string, log *wal.Log, after uint64, los
 		memberID = log.Metadata.NodeID
 	}
 	return wal.Replay(db, entries, wal.ReplayOptions{Logger: lg, CommitIndex: commit, MemberID: memberID, Context: ctx, Lost: lost})
+}
+
+// lostUpTo cuts the closed lost ranges at rev: those that start at or
+// below it, ending there at most. kept[i] is the index in lost of out[i].
+func lostUpTo(lost [][2]int64, rev int64) (out [][2]int64, kept []int) {
+	for j, r := range lost {
+		if r[0] <= rev {
+			out = append(out, [2]int64{r[0], min(r[1], rev)})
+			kept = append(kept, j)
+		}
+	}
+	return out, kept
 }
 
 // stoppedReason is the lost-range reason for a replay that stopped before

@@ -343,16 +343,15 @@ func (r *replayer) run(entries []*Entry, commit uint64, res *ReplayResult) error
 		if err != nil {
 			return err
 		}
-		if len(r.lost) > 0 {
-			if d := Decode(e); d.Err == nil && d.Request != nil {
-				if why := r.outcomeUncertain(d.Request); why != "" {
-					return &UncertainError{Index: idx, Term: e.GetTerm(), Revision: r.kv.Rev(), Why: why}
-				}
+		d := Decode(e)
+		if len(r.lost) > 0 && d.Err == nil && d.Request != nil {
+			if why := r.outcomeUncertain(d.Request); why != "" {
+				return &UncertainError{Index: idx, Term: e.GetTerm(), Revision: r.kv.Rev(), Why: why}
 			}
 		}
 		r.status.term = e.GetTerm()
 		r.ci.SetConsistentApplyingIndex(idx, e.GetTerm())
-		kind, rejected, err := r.applyEntry(e)
+		kind, rejected, err := r.applyEntry(e, d)
 		switch {
 		case err != nil:
 			res.Errors = append(res.Errors, EntryError{Index: idx, Term: e.GetTerm(), Kind: kind, Err: err.Error()})
@@ -380,8 +379,7 @@ func (r *replayer) run(entries []*Entry, commit uint64, res *ReplayResult) error
 // applyEntry applies one entry. It returns the kind to count as applied
 // ("" when skipped), the error etcd's apply code returned, or err when the
 // entry could not be applied at all.
-func (r *replayer) applyEntry(e *raftpb.Entry) (kind string, rejected, err error) {
-	d := Decode(e)
+func (r *replayer) applyEntry(e *raftpb.Entry, d DecodedEntry) (kind string, rejected, err error) {
 	if d.Err != nil {
 		return d.Kind, nil, d.Err
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/boltfix/boltfix/wal"
@@ -51,7 +52,16 @@ func replay(st *state, rep *Report) error {
 		rep.Notes = append(rep.Notes, fmt.Sprintf("the db already holds every committed entry (consistent_index %d, WAL commit %d)", st.index, commit))
 		return nil
 	}
-	rr, err := replayAfter(st.ctx, st.base, st.log, st.index, st.lost, st.lg)
+	// The replay's store lacks the lost ranges' records and, when the
+	// key bucket's newest records were damaged, whatever lay above the
+	// newest salvaged one (finishLost reports that range): entries whose
+	// outcome depends on them stop it. With the top intact, the cut-back
+	// left the store exactly the state at the db's consistent_index.
+	lost := st.lost
+	if !st.topIntact {
+		lost = append(slices.Clip(lost), [2]int64{st.revision + 1, 0})
+	}
+	rr, err := replayAfter(st.ctx, st.base, st.log, st.index, lost, st.lg)
 	var gap *wal.GapError
 	var unc *wal.UncertainError
 	switch {

@@ -59,19 +59,20 @@ func decodeKeyValue(v []byte) error {
 // order, skipping elements that are damaged and nested buckets. k and v
 // alias a buffer that the next call reuses.
 func (r *Result) ForEach(b *Bucket, fn func(k, v []byte) error) error {
-	return r.forEach(b, true, fn)
+	return r.forEach(b, true, nil, func(k, v []byte, _ Lease) error { return fn(k, v) })
 }
 
 // ForEachOwned is ForEach where k and v stay valid after fn returns: each
 // page is read into a buffer of its own, so a writer can keep the slices
 // without copying them again.
 func (r *Result) ForEachOwned(b *Bucket, fn func(k, v []byte) error) error {
-	return r.forEach(b, false, fn)
+	return r.forEach(b, false, nil, func(k, v []byte, _ Lease) error { return fn(k, v) })
 }
 
 // forEach reads b's records; reuse says whether one read buffer serves
-// every page (ForEach) or each page gets its own (ForEachOwned).
-func (r *Result) forEach(b *Bucket, reuse bool, fn func(k, v []byte) error) error {
+// every page (ForEach) or each page gets its own (ForEachOwned), lent by
+// l when l is set (ForEachLent).
+func (r *Result) forEach(b *Bucket, reuse bool, l *Lender, fn func(k, v []byte, lease Lease) error) error {
 	if b.Inline {
 		n, err := r.File.ReadNode(b.Holder)
 		if err != nil {
@@ -87,7 +88,7 @@ func (r *Result) forEach(b *Bucket, reuse bool, fn func(k, v []byte) error) erro
 		if fe != nil || inl == nil {
 			return nil
 		}
-		return forEachLeaf(inl, fn)
+		return forEachLeaf(inl, func(k, v []byte) error { return fn(k, v, 0) })
 	}
 	var buf []byte
 	for i := 0; i < len(b.Leaves); {
@@ -95,9 +96,9 @@ func (r *Result) forEach(b *Bucket, reuse bool, fn func(k, v []byte) error) erro
 			// Leaves laid out back to back (as a db written in key order
 			// has them) are read in one call: one pread per page cost
 			// more than the copy on a multi-GiB db.
-			if nodes, used := r.readRun(b.Leaves[i:]); used > 0 {
+			if nodes, lease, used := r.readRun(b.Leaves[i:], l); used > 0 {
 				for _, n := range nodes {
-					if err := forEachLeaf(n, fn); err != nil {
+					if err := forEachLeaf(n, func(k, v []byte) error { return fn(k, v, lease) }); err != nil {
 						return err
 					}
 				}
@@ -112,7 +113,11 @@ func (r *Result) forEach(b *Bucket, reuse bool, fn func(k, v []byte) error) erro
 		if err != nil {
 			return err
 		}
-		if err := forEachLeaf(n, fn); err != nil {
+		var lease Lease
+		if l != nil {
+			lease = l.current()
+		}
+		if err := forEachLeaf(n, func(k, v []byte) error { return fn(k, v, lease) }); err != nil {
 			return err
 		}
 		i++
@@ -123,12 +128,13 @@ func (r *Result) forEach(b *Bucket, reuse bool, fn func(k, v []byte) error) erro
 // maxRunBytes bounds one coalesced read of adjacent leaves.
 const maxRunBytes = 256 << 10
 
-// readRun reads the longest prefix (two pages or more) of pgids whose
+// readRun reads the longest prefix (two pages or more, or one node when l
+// lends the buffer) of pgids whose
 // nodes lie back to back in the file, as the census saw them, in one read
-// into a fresh buffer the nodes own. A node whose header no longer says
-// what the census saw (the file changed) ends the run before it. used is
-// 0 when no such run starts at pgids[0].
-func (r *Result) readRun(pgids []uint64) (nodes []*Node, used int) {
+// into a buffer the nodes own: a fresh one, or one lent by l. A node
+// whose header no longer says what the census saw (the file changed) ends
+// the run before it. used is 0 when no such run starts at pgids[0].
+func (r *Result) readRun(pgids []uint64, l *Lender) (nodes []*Node, lease Lease, used int) {
 	ps := uint64(r.File.PageSize)
 	end, total := pgids[0], uint64(0)
 	for used < len(pgids) && pgids[used] == end && pgids[used] < uint64(len(r.c.sums)) {
@@ -141,17 +147,23 @@ func (r *Result) readRun(pgids []uint64) (nodes []*Node, used int) {
 		total += span
 		used++
 	}
-	// One page alone is read by readNode; a node with overflow pages is
-	// read here too, in one call where readNode makes two (its header
-	// first, to learn its size, which the census already knows).
-	if used == 0 || used == 1 && r.c.sums[pgids[0]].overflow == 0 {
-		return nil, 0
+	// One page alone is read by readNode, into a buffer of its own,
+	// unless l lends one; a node with overflow pages is read here too, in
+	// one call where readNode makes two (its header first, to learn its
+	// size, which the census already knows).
+	if used == 0 || used == 1 && r.c.sums[pgids[0]].overflow == 0 && l == nil {
+		return nil, 0, 0
 	}
 	start := pgids[0]
-	buf := make([]byte, total*ps)
+	var buf []byte
+	if l != nil {
+		buf, lease = l.borrow(int(total * ps))
+	} else {
+		buf = make([]byte, total*ps)
+	}
 	n, err := r.File.readAt(buf, int64(start*ps))
 	if err != nil || uint64(n) != total*ps {
-		return nil, 0 // read page by page, where errors are reported
+		return nil, 0, 0 // read page by page, where errors are reported
 	}
 	nodes = make([]*Node, 0, used)
 	for _, pgid := range pgids[:used] {
@@ -164,15 +176,21 @@ func (r *Result) readRun(pgids []uint64) (nodes []*Node, used int) {
 		}
 		nodes = append(nodes, &Node{Pgid: pgid, Offset: int64(pgid * ps), Header: h, Data: data})
 	}
-	return nodes, len(nodes)
+	return nodes, lease, len(nodes)
 }
 
-// ForEachOwnedAhead is ForEachOwned with the pages read on another
-// goroutine, ahead of fn: a caller that writes what it reads (salvage into
-// bbolt) overlaps its writes with the reads. fn runs on the caller's
-// goroutine, in key order.
-func (r *Result) ForEachOwnedAhead(b *Bucket, fn func(k, v []byte) error) error {
-	type kv struct{ k, v []byte }
+// ForEachLent is ForEachOwned with the pages read on another goroutine,
+// ahead of fn: a caller that writes what it reads (salvage into bbolt)
+// overlaps its writes with the reads. fn runs on the caller's goroutine,
+// in key order. With l set, the pages are read into buffers l lends, and
+// fn is told each record's lease: the caller gives the buffers back with
+// l.ReturnBefore (lend.go). With l nil the records stay valid for good
+// and every lease is 0.
+func (r *Result) ForEachLent(b *Bucket, l *Lender, fn func(k, v []byte, lease Lease) error) error {
+	type kv struct {
+		k, v  []byte
+		lease Lease
+	}
 	const batchSize = 256
 	// Eight batches read ahead: the reader keeps going while the caller
 	// waits on a commit (salvage's write queue, writequeue.go).
@@ -183,8 +201,8 @@ func (r *Result) ForEachOwnedAhead(b *Bucket, fn func(k, v []byte) error) error 
 	go func() {
 		defer close(batches)
 		batch := make([]kv, 0, batchSize)
-		err := r.ForEachOwned(b, func(k, v []byte) error {
-			batch = append(batch, kv{k, v})
+		err := r.forEach(b, false, l, func(k, v []byte, lease Lease) error {
+			batch = append(batch, kv{k, v, lease})
 			if len(batch) < batchSize {
 				return nil
 			}
@@ -206,7 +224,7 @@ func (r *Result) ForEachOwnedAhead(b *Bucket, fn func(k, v []byte) error) error 
 	}()
 	for batch := range batches {
 		for _, p := range batch {
-			if err := fn(p.k, p.v); err != nil {
+			if err := fn(p.k, p.v, p.lease); err != nil {
 				close(stop)
 				for range batches {
 				}

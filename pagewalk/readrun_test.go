@@ -16,7 +16,7 @@ func TestForEachOwnedCoalescedReadsAgree(t *testing.T) {
 		if b.Inline || len(b.Leaves) < 2 {
 			continue
 		}
-		if _, used := res.readRun(b.Leaves); used >= 2 {
+		if _, _, used := res.readRun(b.Leaves, nil); used >= 2 {
 			runs++
 		}
 		var want, got [][2][]byte

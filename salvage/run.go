@@ -489,6 +489,11 @@ var keyPath = [][]byte{[]byte("key")}
 // been seen.
 // compact is the revision carved records are judged against
 // (unknownCompact when the file and the caller give none).
+// poisonLentBuffers is set by the package's tests: a read buffer given
+// back while a record in it is still in use then writes garbage that the
+// tests' comparisons with the truth catch.
+var poisonLentBuffers = false
+
 func mergeKeyBucket(res *pagewalk.Result, cr *carveResult, w *dbWriter, rep *Report, opts Options, compact int64) (*keySpace, error) {
 	ks := &keySpace{keys: newKeyTable(res.Spill()), compact: compact, prevMain: max(rep.CompactRevision, 1), subs: map[int64]*subInfo{}, distrust: rep.TreeDistrusted}
 	// What the carved pages prove about transaction ends (they are only
@@ -538,7 +543,7 @@ func mergeKeyBucket(res *pagewalk.Result, cr *carveResult, w *dbWriter, rep *Rep
 		return w.put(keyPath, revKey, v, 1.0)
 	}
 	var prevRev *pagewalk.Revision
-	var prevKey []byte // owned by ForEachOwnedAhead: stays valid
+	var prevKey []byte // a copy: the record's buffer goes back after its commit
 	damageAfter := map[string]bool{}
 	for _, f := range res.Report.Findings {
 		if f.Lost != nil && f.Lost.After != nil && len(f.Bucket) == 1 && f.Bucket[0] == "key" {
@@ -548,7 +553,11 @@ func mergeKeyBucket(res *pagewalk.Result, cr *carveResult, w *dbWriter, rep *Rep
 		}
 	}
 	if kb != nil {
-		err := res.ForEachOwnedAhead(kb, func(k, v []byte) error {
+		// The leaves are read into lent buffers, given back after each
+		// commit (pagewalk/lend.go). Nothing below keeps k or v past
+		// the put: the key table and the report copy what they keep.
+		w.lender = &pagewalk.Lender{Poison: poisonLentBuffers}
+		err := res.ForEachLent(kb, w.lender, func(k, v []byte, lease pagewalk.Lease) error {
 			// Consecutive reached records are neighbours (the tree says
 			// so) unless the walk found damage right after the first.
 			rev, revOK := pagewalk.ParseRevision(k)
@@ -556,7 +565,7 @@ func mergeKeyBucket(res *pagewalk.Result, cr *carveResult, w *dbWriter, rep *Rep
 				if prevRev != nil && !damageAfter[string(prevKey)] {
 					ks.closes(*prevRev, rev)
 				}
-				prevRev, prevKey = &rev, k
+				prevRev, prevKey = &rev, append(prevKey[:0], k...)
 			}
 			for ci < len(cr.recs) && cr.recs[ci].compareKey(k) < 0 {
 				if err := takeCarved(cr.recs[ci]); err != nil {
@@ -637,7 +646,7 @@ func mergeKeyBucket(res *pagewalk.Result, cr *carveResult, w *dbWriter, rep *Rep
 			ks.observe(kv.Key, rev, false)
 			ks.dense(rev.Main)
 			ks.sub(rev)
-			return w.put(keyPath, k, v, 1.0)
+			return w.putLent(keyPath, k, v, 1.0, lease)
 		})
 		if err != nil {
 			return nil, err

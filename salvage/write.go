@@ -9,12 +9,19 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/boltfix/boltfix/pagewalk"
 )
 
 // txBytes bounds the data written per bbolt transaction: large enough that
 // commits are few, small enough that dirty nodes stay well under the
-// memory budget.
-const txBytes = 16 << 20
+// memory budget. A variable for the tests, which commit far more often
+// (poison_test.go).
+var txBytes = 16 << 20
+
+// lentReturnSlack is 0 but in TestLentBuffersPoisoned, which gives read
+// buffers back too early to show that the tests would catch it.
+var lentReturnSlack pagewalk.Lease
 
 // maxInitialMmap bounds the mapping reserved up front (address space, not
 // memory).
@@ -44,6 +51,13 @@ type dbWriter struct {
 	// writer goroutine, the salvage's slowest, a map lookup per level.
 	bkt     *bolt.Bucket
 	bktPath [][]byte
+	// lender, if set, lent the read buffers of the records put with a
+	// lease (putLent); held is the newest lease put in the open
+	// transaction. bbolt holds every value it is given until the commit:
+	// after it, the buffers of the leases before held are given back (a
+	// record of lease held itself may still be on its way).
+	lender *pagewalk.Lender
+	held   pagewalk.Lease
 }
 
 // progressBatch is how many records the progress counter is told about at
@@ -118,13 +132,19 @@ func (w *dbWriter) bucketNow(path [][]byte) (*bolt.Bucket, error) {
 // holds enough data. bbolt keeps k and v until commit: callers pass
 // copies they do not reuse.
 func (w *dbWriter) put(path [][]byte, k, v []byte, fill float64) error {
-	if w.q != nil {
-		return w.queuePut(path, k, v, fill)
-	}
-	return w.putNow(path, k, v, fill)
+	return w.putLent(path, k, v, fill, 0)
 }
 
-func (w *dbWriter) putNow(path [][]byte, k, v []byte, fill float64) error {
+// putLent is put for a record that lies in a buffer w.lender lent under
+// lease: the buffer goes back once a commit holds the record.
+func (w *dbWriter) putLent(path [][]byte, k, v []byte, fill float64, lease pagewalk.Lease) error {
+	if w.q != nil {
+		return w.queuePut(path, k, v, fill, lease)
+	}
+	return w.putNow(path, k, v, fill, lease)
+}
+
+func (w *dbWriter) putNow(path [][]byte, k, v []byte, fill float64, lease pagewalk.Lease) error {
 	b, err := w.bucketNow(path)
 	if err != nil {
 		return err
@@ -134,6 +154,7 @@ func (w *dbWriter) putNow(path [][]byte, k, v []byte, fill float64) error {
 		return err
 	}
 	w.pending += len(k) + len(v)
+	w.held = max(w.held, lease)
 	if w.unshown++; w.unshown >= progressBatch && w.progress != nil {
 		w.progress.Add(w.unshown)
 		w.unshown = 0
@@ -171,6 +192,9 @@ func (w *dbWriter) commitNow() error {
 	w.tx, w.bkt = nil, nil
 	if err == nil {
 		w.flush.kick()
+		if w.lender != nil {
+			w.lender.ReturnBefore(w.held + lentReturnSlack)
+		}
 	}
 	return err
 }

@@ -1,6 +1,10 @@
 package salvage
 
-import "sync/atomic"
+import (
+	"sync/atomic"
+
+	"github.com/boltfix/boltfix/pagewalk"
+)
 
 // The key bucket's copy is the salvage's longest phase, and one goroutine
 // did all of it: judge each record (decode it, index its key) and build
@@ -30,9 +34,10 @@ const (
 )
 
 type queuedPut struct {
-	path [][]byte
-	k, v []byte
-	fill float64
+	path  [][]byte
+	k, v  []byte
+	fill  float64
+	lease pagewalk.Lease
 }
 
 type putQueue struct {
@@ -65,7 +70,7 @@ func (w *dbWriter) startQueue() {
 			}
 			for i := range b {
 				if err == nil {
-					if err = w.putNow(b[i].path, b[i].k, b[i].v, b[i].fill); err != nil {
+					if err = w.putNow(b[i].path, b[i].k, b[i].v, b[i].fill, b[i].lease); err != nil {
 						q.failed.Store(true)
 					}
 				}
@@ -76,12 +81,12 @@ func (w *dbWriter) startQueue() {
 
 // queuePut hands one put to the writer goroutine; after a put failed it
 // returns that failure.
-func (w *dbWriter) queuePut(path [][]byte, k, v []byte, fill float64) error {
+func (w *dbWriter) queuePut(path [][]byte, k, v []byte, fill float64, lease pagewalk.Lease) error {
 	q := w.q
 	if q.failed.Load() {
 		return w.drain()
 	}
-	q.batch = append(q.batch, queuedPut{path, k, v, fill})
+	q.batch = append(q.batch, queuedPut{path, k, v, fill, lease})
 	if len(q.batch) >= queueBatch {
 		q.batches <- q.batch
 		q.batch = make([]queuedPut, 0, queueBatch)

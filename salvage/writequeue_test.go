@@ -61,7 +61,8 @@ func TestWriteQueue(t *testing.T) {
 		w.ctx = ctx
 		w.startQueue()
 		var putErr error
-		for i := 0; i < 4*txBytes/4096 && putErr == nil; i++ {
+		// Enough puts to fill a transaction past the queue.
+		for i := 0; i < 4*(txBytes/4096+queueBatch*(queueDepth+1)) && putErr == nil; i++ {
 			putErr = w.put(bk, []byte{byte(i >> 16), byte(i >> 8), byte(i)}, make([]byte, 4096), 1.0)
 		}
 		var ie *InterruptedError

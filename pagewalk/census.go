@@ -4,8 +4,13 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"errors"
 	"io"
+	"os"
+	"runtime/debug"
 	"strconv"
+	"sync"
+	"sync/atomic"
 
 	"github.com/boltfix/boltfix/spill"
 )
@@ -121,6 +126,9 @@ type census struct {
 	keyValueOK func(v []byte) error
 	// spill, if enabled, holds the tables that grow with the file.
 	spill *spill.Dir
+	// noMap reads the file with pread even where it could be mapped (the
+	// mapping faulted once).
+	noMap bool
 }
 
 func (c *census) keep(k []byte) keyRef {
@@ -162,22 +170,94 @@ func (c *census) problem(pgid uint64, p localProblem) {
 // chunkBytes is the read size of the census pass.
 const chunkBytes = 4 << 20
 
-// run reads every page of the file once, in order.
-func (c *census) run(counter Counter) error {
+// run reads every page of the file once: through a read-only mapping of
+// the file where it can, else with pread; the two halves of the file on
+// two goroutines.
+//
+// The mapping is the faster way by far: a pread copies every byte of the
+// file into the process (cat's cost, the floor a scan is judged against),
+// a mapping lets the census read the page cache itself. Nothing of a
+// chunk is kept past it (keys are copied into the arena), so no slice of
+// the mapping outlives run. What is left is waiting on memory for each
+// page's header and keys, which two cores do in half the time: each half
+// builds tables of its own, and the second half's are appended to the
+// first's (merge), which gives the tables one census in file order
+// builds.
+func (c *census) run(counter Counter) (err error) {
 	f := c.f
-	ps := f.PageSize
 	npages := f.PageCount()
-	// Every table grows with the file: in a spill file when asked (their
-	// capacity there is what the file could need at most, reserved but
-	// not written), else on the heap presized for a typical etcd db (most
-	// pages leaves, a few branches, two short keys a leaf): growing these
-	// by doubling cost a copy of everything kept so far, several times.
 	c.sums = spill.Zeroed[pageSum](c.spill, int(npages))
+	c.allocTables(npages, f.size)
+	var m []byte
+	if fh, ok := f.r.(*os.File); ok && !c.noMap {
+		if m = mapFile(fh, f.size); m != nil {
+			defer unmapFile(m)
+		}
+	}
+	if npages < 2*minCensusHalf {
+		return c.runRange(0, npages, m, counter, nil)
+	}
+	mid := npages / 2
+	other := &census{f: f, sums: c.sums, deep: c.deep, ctx: c.ctx, keyValueOK: c.keyValueOK, spill: c.spill, noMap: c.noMap}
+	other.allocTables(npages-mid, int64(npages-mid)*int64(f.PageSize))
+	counter = &lockedCounter{c: counter}
+	var stop atomic.Bool
+	errc := make(chan error, 1)
+	go func() { errc <- other.runRange(mid, npages, m, counter, &stop) }()
+	err = c.runRange(0, mid, m, counter, &stop)
+	if err != nil {
+		stop.Store(true)
+	}
+	err2 := <-errc
+	switch {
+	case err != nil && err != errCensusStopped:
+		return err
+	case err2 != nil && err2 != errCensusStopped:
+		return err2
+	case err != nil:
+		return err
+	}
+	c.merge(other, mid)
+	return nil
+}
+
+// minCensusHalf is the fewest pages a half of the census reads: a file
+// under 32 MiB (of 4 KiB pages) is read on one goroutine, where a second
+// set of tables, and the copy into the first, would cost more than the
+// second core gains. A variable for the tests, which split small files
+// to compare the halves' tables with one census's.
+var minCensusHalf uint64 = 4096
+
+// errCensusStopped: a half stopped because the other failed.
+var errCensusStopped = errors.New("census stopped")
+
+// lockedCounter lets the census's two halves tell one Counter.
+type lockedCounter struct {
+	mu sync.Mutex
+	c  Counter
+}
+
+func (l *lockedCounter) Add(n int64) {
+	if l.c == nil {
+		return
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.c.Add(n)
+}
+
+// allocTables makes the tables for npages pages of size bytes. Every
+// table grows with the file: in a spill file when asked (their capacity
+// there is what the file could need at most, reserved but not written),
+// else on the heap presized for a typical etcd db (most pages leaves, a
+// few branches, two short keys a leaf): growing these by doubling cost a
+// copy of everything kept so far, several times.
+func (c *census) allocTables(npages uint64, size int64) {
 	if c.spill.Enabled() {
 		c.leaves = spill.Slice[leafInfo](c.spill, int(npages))
 		c.branches = spill.Slice[branchInfo](c.spill, int(npages))
-		c.belems = spill.Slice[branchElem](c.spill, int(f.size/BranchElementSize)+1)
-		c.lbuckets = spill.Slice[leafBucket](c.spill, int(f.size/LeafElementSize)+1)
+		c.belems = spill.Slice[branchElem](c.spill, int(size/BranchElementSize)+1)
+		c.lbuckets = spill.Slice[leafBucket](c.spill, int(size/LeafElementSize)+1)
 		c.arena = spill.Slice[byte](c.spill, int(c.arenaLimit()))
 	}
 	if c.leaves == nil {
@@ -189,25 +269,117 @@ func (c *census) run(counter Counter) error {
 	if c.arena == nil {
 		c.arena = make([]byte, 0, min(c.arenaLimit(), int64(npages)*40))
 	}
+}
+
+// merge appends the tables of other, which read the pages from mid on,
+// to c's, which read the pages before mid: every index and key reference
+// of other's moves by the length of c's table it points into. The arena
+// keeps its bound: keys past it are cut as keep cuts them.
+func (c *census) merge(other *census, mid uint64) {
+	nb, nl := int32(len(c.branches)), int32(len(c.leaves))
+	for pgid := mid; pgid < uint64(len(c.sums)); pgid++ {
+		s := &c.sums[pgid]
+		if s.info < 0 {
+			continue
+		}
+		if s.typ == TypeBranch {
+			s.info += nb
+		} else {
+			s.info += nl
+		}
+	}
+	base := int64(len(c.arena))
+	room := max(0, c.arenaLimit()-base)
+	fix := func(r keyRef) keyRef {
+		if r.n == 0 {
+			return keyRef{}
+		}
+		if int64(r.off)+int64(r.n) > room {
+			c.arenaCut = true
+			return keyRef{}
+		}
+		return keyRef{off: r.off + uint32(base), n: r.n}
+	}
+	c.arena = append(c.arena, other.arena[:min(int64(len(other.arena)), room)]...)
+	ne, nerr, nlb := int32(len(c.belems)), int32(len(c.belemErrs)), int32(len(c.lbuckets))
+	for _, b := range other.branches {
+		b.first += ne
+		c.branches = append(c.branches, b)
+	}
+	for _, e := range other.belems {
+		e.key = fix(e.key)
+		if e.bad > 0 {
+			e.bad += nerr
+		}
+		c.belems = append(c.belems, e)
+	}
+	c.belemErrs = append(c.belemErrs, other.belemErrs...)
+	for _, l := range other.leaves {
+		l.first, l.last = fix(l.first), fix(l.last)
+		l.bfirst += nlb
+		c.leaves = append(c.leaves, l)
+	}
+	for _, b := range other.lbuckets {
+		b.name, b.first, b.last = fix(b.name), fix(b.first), fix(b.last)
+		c.lbuckets = append(c.lbuckets, b)
+	}
+	for pgid, ps := range other.problems {
+		for _, p := range ps {
+			c.problem(pgid, p)
+		}
+	}
+	c.arenaCut = c.arenaCut || other.arenaCut
+	c.nodeBytes += other.nodeBytes
+}
+
+// runRange reads pages lo to hi, from the mapping m when it is set, else
+// with pread. stop, if set, is shared with the other half: runRange stops
+// at its next chunk once it is set.
+func (c *census) runRange(lo, hi uint64, m []byte, counter Counter, stop *atomic.Bool) (err error) {
+	f := c.f
+	ps := f.PageSize
+	npages := hi - lo
 	chunkPages := max(1, min(chunkBytes/ps, int(npages))) // no 4 MiB buffer for a small file
-	chunks := readAhead(f, npages, chunkPages)
+	var chunks chunkSource
+	if m != nil {
+		// A file cut shorter while it is mapped faults on the pages past
+		// its new end: a panic here, not a crash, turned into
+		// errMappingFault (Scan then reads the file again with pread).
+		defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+		defer func() {
+			if r := recover(); r != nil {
+				if _, fault := r.(interface{ Addr() uintptr }); !fault {
+					panic(r)
+				}
+				err = errMappingFault
+			}
+		}()
+		// The file's last page may be short: the mapping ends with it.
+		end := min(hi*uint64(ps), uint64(len(m)))
+		chunks = mapAhead(m[lo*uint64(ps):end], npages, chunkPages, ps)
+	} else {
+		chunks = readAhead(f, lo, hi, chunkPages)
+	}
 	defer chunks.stop()
 	var scratch []byte
-	for start := uint64(0); start < npages; start += uint64(chunkPages) {
+	for start := lo; start < hi; start += uint64(chunkPages) {
 		if c.ctx != nil && c.ctx.Err() != nil {
 			return c.ctx.Err()
+		}
+		if stop != nil && stop.Load() {
+			return errCensusStopped
 		}
 		ch, err := chunks.take()
 		if err != nil {
 			return err
 		}
 		buf, n := ch.buf, ch.n
-		for i := 0; i < chunkPages && start+uint64(i) < npages; i++ {
+		for i := 0; i < chunkPages && start+uint64(i) < hi; i++ {
 			pgid := start + uint64(i)
 			off := i * ps
 			s := &c.sums[pgid]
 			s.info = -1
-			h, ok := ParseHeader(buf[off:min(n, off+ps)])
+			h, ok := ParseHeader(buf[min(off, n):min(n, off+ps)]) // a short read: the file shrank
 			if !ok {
 				s.state = stateShort
 				continue
@@ -256,9 +428,9 @@ func (c *census) run(counter Counter) error {
 				c.summarizeLeaf(s, node)
 			}
 		}
-		chunks.release(ch.buf)
+		chunks.release(ch)
 		if counter != nil {
-			counter.Add(int64(min(uint64(chunkPages), npages-start)))
+			counter.Add(int64(min(uint64(chunkPages), hi-start)))
 		}
 	}
 	return nil
@@ -268,6 +440,74 @@ func (c *census) run(counter Counter) error {
 type chunk struct {
 	buf []byte
 	n   int
+}
+
+// chunkSource hands the census the file's chunks in order: read ahead
+// with pread (reader) or mapped ahead (mapper).
+type chunkSource interface {
+	take() (chunk, error)
+	release(chunk)
+	stop()
+}
+
+// errMappingFault: the mapped file faulted under the census (it was cut
+// shorter while it was read).
+var errMappingFault = errors.New("the file's mapping faulted (the file was cut shorter while it was read)")
+
+// mapper maps the census's chunks in ahead of it, on a goroutine of its
+// own, up to mapAheadChunks chunks, and takes each back out of the
+// process once the census is done with it.
+type mapper struct {
+	m          []byte
+	chunkBytes int
+	ready      chan int // chunk indexes, in order, mapped in
+	quit       chan struct{}
+	done       chan struct{}
+}
+
+// mapAheadChunks is how many chunks the mapper keeps mapped in ahead: the
+// census never waits for the page tables, and the process holds a few
+// chunks of the file, not all of it.
+const mapAheadChunks = 4
+
+func mapAhead(m []byte, npages uint64, chunkPages, ps int) *mapper {
+	mp := &mapper{m: m, chunkBytes: chunkPages * ps, ready: make(chan int, mapAheadChunks), quit: make(chan struct{}), done: make(chan struct{})}
+	nchunks := int((npages + uint64(chunkPages) - 1) / uint64(chunkPages))
+	go func() {
+		defer close(mp.done)
+		defer close(mp.ready)
+		for i := range nchunks {
+			populateMapped(mp.bytes(i))
+			select {
+			case mp.ready <- i:
+			case <-mp.quit:
+				return
+			}
+		}
+	}()
+	return mp
+}
+
+// bytes is chunk i of the mapping (the last one may be short).
+func (mp *mapper) bytes(i int) []byte {
+	lo := i * mp.chunkBytes
+	return mp.m[lo:min(lo+mp.chunkBytes, len(mp.m)):min(lo+mp.chunkBytes, len(mp.m))]
+}
+
+func (mp *mapper) take() (chunk, error) {
+	i, ok := <-mp.ready
+	if !ok {
+		return chunk{}, io.ErrUnexpectedEOF
+	}
+	b := mp.bytes(i)
+	return chunk{buf: b, n: len(b)}, nil
+}
+
+func (mp *mapper) release(ch chunk) { dropMapped(ch.buf) }
+
+func (mp *mapper) stop() {
+	close(mp.quit)
+	<-mp.done
 }
 
 // readers is how many goroutines read chunks: copying the file in is the
@@ -289,8 +529,9 @@ type reader struct {
 	quit chan struct{}
 }
 
-func readAhead(f *File, npages uint64, chunkPages int) *reader {
+func readAhead(f *File, lo, hi uint64, chunkPages int) *reader {
 	ps := f.PageSize
+	npages := hi - lo
 	// Two buffers per goroutine: one being read into while the other
 	// waits to be parsed.
 	const perReader = 2
@@ -311,7 +552,7 @@ func readAhead(f *File, npages uint64, chunkPages int) *reader {
 				case <-r.quit:
 					return
 				}
-				n, err := f.readAt(buf, int64(idx)*int64(chunkPages)*int64(ps))
+				n, err := f.readAt(buf, int64(lo)*int64(ps)+int64(idx)*int64(chunkPages)*int64(ps))
 				if err != nil {
 					r.errs[g] = err
 					return
@@ -344,8 +585,8 @@ func (r *reader) take() (chunk, error) {
 
 // release gives a parsed chunk's buffer back to the goroutine it came
 // from (the one before the next to take).
-func (r *reader) release(buf []byte) {
-	r.free[(r.next-1)%readers] <- buf
+func (r *reader) release(ch chunk) {
+	r.free[(r.next-1)%readers] <- ch.buf
 }
 
 // stop ends the readers early (the census returned an error) or after

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"sort"
 
@@ -99,11 +100,22 @@ func (r *Result) WellformedLeaf(pgid uint64) bool {
 
 // Scan reads the whole file once and walks the tree from the best root.
 func (f *File) Scan(opts Options) (*Result, error) {
-	c := &census{f: f, deep: opts.Deep, ctx: opts.Context, spill: opts.Spill}
-	if opts.Deep {
-		c.keyValueOK = decodeKeyValue
+	newCensus := func(noMap bool) *census {
+		c := &census{f: f, deep: opts.Deep, ctx: opts.Context, spill: opts.Spill, noMap: noMap}
+		if opts.Deep {
+			c.keyValueOK = decodeKeyValue
+		}
+		return c
 	}
-	if err := c.run(opts.Progress); err != nil {
+	c := newCensus(false)
+	err := c.run(opts.Progress)
+	if errors.Is(err, errMappingFault) {
+		// The file shrank under the mapping: read it again with pread,
+		// which sees the shorter file (and Changed reports the change).
+		c = newCensus(true)
+		err = c.run(opts.Progress)
+	}
+	if err != nil {
 		return nil, err
 	}
 	rep := &Report{

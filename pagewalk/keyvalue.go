@@ -11,6 +11,7 @@ import (
 // record by. Key aliases the record's bytes.
 type KeyValue struct {
 	Key            []byte
+	Value          []byte // aliases the record's bytes
 	CreateRevision int64
 	ModRevision    int64
 	Version        int64
@@ -51,19 +52,24 @@ func ParseKeyValue(b []byte) (KeyValue, error) {
 		}
 		// A known field with another wire type is kept as an unknown
 		// field by proto.Unmarshal, not rejected: skip it the same way.
-		known := (num >= kvKey && num <= kvVersion || num == kvLease) && typ == want
+		known := (num >= kvKey && num <= kvVersion || num == kvValue || num == kvLease) && typ == want
 		switch {
 		case !known:
 			n = protowire.ConsumeFieldValue(num, typ, b)
 			if n < 0 {
 				return kv, fmt.Errorf("%w: %v", ErrNotKeyValue, protowire.ParseError(n))
 			}
-		case num == kvKey:
+		case num == kvKey || num == kvValue:
 			v, m := protowire.ConsumeBytes(b)
 			if m < 0 {
 				return kv, fmt.Errorf("%w: %v", ErrNotKeyValue, protowire.ParseError(m))
 			}
-			kv.Key, n = v, m
+			if num == kvKey {
+				kv.Key = v
+			} else {
+				kv.Value = v
+			}
+			n = m
 		case num >= kvCreateRevision && num <= kvVersion || num == kvLease:
 			v, m := protowire.ConsumeVarint(b)
 			if m < 0 {

@@ -33,7 +33,7 @@ func TestParseKeyValueMatchesProto(t *testing.T) {
 		if (werr == nil) != (gerr == nil) {
 			t.Fatalf("%x: proto err %v, ours %v", b, werr, gerr)
 		}
-		if werr == nil && (!bytes.Equal(got.Key, want.Key) || got.ModRevision != want.ModRevision ||
+		if werr == nil && (!bytes.Equal(got.Key, want.Key) || !bytes.Equal(got.Value, want.Value) || got.ModRevision != want.ModRevision ||
 			got.CreateRevision != want.CreateRevision || got.Version != want.Version || got.Lease != want.Lease) {
 			t.Fatalf("%x: fields differ: %+v vs %v", b, got, &want)
 		}

@@ -224,12 +224,16 @@ func judgeHeld(res *pagewalk.Result, cr *carveResult, ks *keySpace, held []carve
 		rep.Records.Written++
 		ks.wrote(etcdKey, c.rev)
 		revKey := c.revKey()
-		if countHash(cr.copies.of(revKey), c.hash) < 2 {
-			noWitness(rep, etcdKey, c.rev)
-		}
 		val, err := cr.value(&c)
 		if err != nil {
 			return err
+		}
+		unframed := false
+		if kv, err := pagewalk.ParseKeyValue(val); err == nil && !c.rev.Tombstone {
+			unframed = unframedValue(rep, etcdKey, kv.Value)
+		}
+		if countHash(cr.copies.of(revKey), c.hash) < 2 {
+			noWitness(rep, etcdKey, c.rev, unframed)
 		}
 		if err := w.put(keyPath, revKey, val, 1.0); err != nil {
 			return err

@@ -58,13 +58,20 @@ type Report struct {
 	Unverified       []UnverifiedRecord `json:"unverified"`
 	UnverifiedCount  int                `json:"unverified_count"`
 	UnverifiedReason string             `json:"unverified_reason,omitempty"`
-	// zeroed are the key-bucket records a zeroed-block finding names, and
+	// zeroed are the key-bucket records a zeroed-block finding names;
 	// zeroedUnverified (zeroedCount in all) those of them written with no
-	// second witness: unverified even where no other damage can have
-	// changed values (witness.go).
-	zeroed           map[pagewalk.Revision]bool
-	zeroedUnverified []UnverifiedRecord
-	zeroedCount      int
+	// second witness. unframedUnverified (unframedCount) are the written
+	// records with no second witness whose Kubernetes value is not framed
+	// as kube-apiserver writes it (kube.FrameIntact), of framesBroken among
+	// the framesChecked values judged. Both are unverified even where no
+	// other damage can have changed values (witness.go).
+	zeroed             map[pagewalk.Revision]bool
+	zeroedUnverified   []UnverifiedRecord
+	zeroedCount        int
+	unframedUnverified []UnverifiedRecord
+	unframedCount      int
+	framesChecked      int
+	framesBroken       int
 	// LeftOut names the keys seen on disk of which nothing was written
 	// (every record left out for want of evidence); LeftOutCount counts
 	// them all.

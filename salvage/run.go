@@ -191,6 +191,7 @@ func fromScan(res *pagewalk.Result, in, out string, opts Options, distrust strin
 	lostRanges(res, ks, cr, rep)
 	judgeKeys(ks, rep, opts)
 	settleUnverified(res, rep)
+	noteFrames(rep)
 	if err := <-checked; err != nil {
 		os.Remove(tmp)
 		return nil, fmt.Errorf("the written db failed bbolt's check (a bug in boltfix): %w", err)
@@ -505,7 +506,9 @@ func mergeKeyBucket(res *pagewalk.Result, cr *carveResult, w *dbWriter, rep *Rep
 	}
 	// From here bbolt works on a goroutine of its own while the records
 	// are judged (writequeue.go); the commit at the end waits for it.
-	w.startQueue()
+	if queuePuts {
+		w.startQueue()
+	}
 	kb := res.Bucket("key")
 	reachedBC := BucketCount{Bucket: []string{"key"}}
 	if kb == nil {
@@ -533,12 +536,16 @@ func mergeKeyBucket(res *pagewalk.Result, cr *carveResult, w *dbWriter, rep *Rep
 		ks.sub(c.rev)
 		ks.wrote(etcdKey, c.rev)
 		revKey := c.revKey()
-		if countHash(cr.copies.of(revKey), c.hash) < 2 {
-			noWitness(rep, etcdKey, c.rev)
-		}
 		v, err := cr.value(&c)
 		if err != nil {
 			return err
+		}
+		unframed := false
+		if kv, err := pagewalk.ParseKeyValue(v); err == nil && !c.rev.Tombstone {
+			unframed = unframedValue(rep, etcdKey, kv.Value)
+		}
+		if countHash(cr.copies.of(revKey), c.hash) < 2 {
+			noWitness(rep, etcdKey, c.rev, unframed)
 		}
 		return w.put(keyPath, revKey, v, 1.0)
 	}
@@ -556,7 +563,7 @@ func mergeKeyBucket(res *pagewalk.Result, cr *carveResult, w *dbWriter, rep *Rep
 		// The leaves are read into lent buffers, given back after each
 		// commit (pagewalk/lend.go). Nothing below keeps k or v past
 		// the put: the key table and the report copy what they keep.
-		w.lender = &pagewalk.Lender{Poison: poisonLentBuffers}
+		w.lender = &pagewalk.Lender{Poison: poisonLentBuffers, Discard: !queuePuts}
 		err := res.ForEachLent(kb, w.lender, func(k, v []byte, lease pagewalk.Lease) error {
 			// Consecutive reached records are neighbours (the tree says
 			// so) unless the walk found damage right after the first.
@@ -640,8 +647,9 @@ func mergeKeyBucket(res *pagewalk.Result, cr *carveResult, w *dbWriter, rep *Rep
 			rep.Records.Reached++
 			reachedBC.Reached++
 			rep.Records.Written++
+			unframed := !rev.Tombstone && unframedValue(rep, kv.Key, kv.Value)
 			if !witnessed {
-				noWitness(rep, kv.Key, rev)
+				noWitness(rep, kv.Key, rev, unframed)
 			}
 			ks.observe(kv.Key, rev, false)
 			ks.dense(rev.Main)
@@ -671,7 +679,13 @@ func mergeKeyBucket(res *pagewalk.Result, cr *carveResult, w *dbWriter, rep *Rep
 	reachedBC.Written = rep.Records.Written
 	rep.Buckets = append([]BucketCount{reachedBC}, rep.Buckets...)
 	rep.FirstRevision, rep.LastRevision = ks.first, ks.last
-	return ks, w.commit()
+	err := w.commit()
+	// Every lent chunk's records are committed (commit drained the
+	// queue): the chunks kept for reuse go to the collector instead of
+	// staying for the rest of the salvage (64 MiB at the peak of a
+	// damaged 8 GiB db).
+	w.lender = nil
+	return ks, err
 }
 
 // lostRanges names every main-revision range that may hold lost records.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 
+	"github.com/boltfix/boltfix/kube"
 	"github.com/boltfix/boltfix/pagewalk"
 	"github.com/cespare/xxhash/v2"
 )
@@ -212,17 +213,66 @@ func countHash(cs []copyEntry, h uint64) int {
 
 // noWitness notes a written record that no second copy vouches for; it
 // counts only if the damage can reach values (settleUnverified).
-func noWitness(rep *Report, etcdKey []byte, rev pagewalk.Revision) {
+func noWitness(rep *Report, etcdKey []byte, rev pagewalk.Revision, unframed bool) {
 	rep.UnverifiedCount++
 	if len(rep.Unverified) < maxUnverifiedListed {
 		rep.Unverified = append(rep.Unverified, UnverifiedRecord{Key: string(etcdKey), Revision: rev})
 	}
-	if rep.zeroed[rev] {
+	switch {
+	case rep.zeroed[rev]:
 		rep.zeroedCount++
 		if len(rep.zeroedUnverified) < maxUnverifiedListed {
 			rep.zeroedUnverified = append(rep.zeroedUnverified, UnverifiedRecord{Key: string(etcdKey), Revision: rev})
 		}
+	case unframed:
+		rep.unframedCount++
+		if len(rep.unframedUnverified) < maxUnverifiedListed {
+			rep.unframedUnverified = append(rep.unframedUnverified, UnverifiedRecord{Key: string(etcdKey), Revision: rev})
+		}
 	}
+}
+
+// framesTrusted: the Kubernetes frames are the apiserver's (kube.FrameIntact)
+// for most values judged, so a broken one shows damage. When most are
+// broken, the values were framed by another writer, and none is taken as
+// damage (noteFrames says so).
+func framesTrusted(rep *Report) bool { return 2*rep.framesBroken <= rep.framesChecked }
+
+// noteFrames tells, once the copy is done, when the frame check was not
+// used.
+func noteFrames(rep *Report) {
+	if !framesTrusted(rep) {
+		rep.Notes = appendCapped(rep.Notes, fmt.Sprintf("%d of %d Kubernetes values are not framed as kube-apiserver writes them: taken as another writer's framing, not as damage (values changed on disk are then not caught by their frame)", rep.framesBroken, rep.framesChecked))
+	}
+}
+
+// suspectReason says what shows that the suspects' values were changed.
+func suspectReason(rep *Report) string {
+	const zeroed = "a whole 4 KiB block of their values reads as zeros (zeroed-block: a hole or a lost write)"
+	const unframed = "their Kubernetes values are not framed as kube-apiserver writes them (bytes changed on disk: most likely random bytes over a page that continues their node, which leaves every page well-formed)"
+	switch {
+	case rep.unframedCount == 0 || !framesTrusted(rep):
+		return "of these records, " + zeroed
+	case rep.zeroedCount == 0:
+		return "of these records, " + unframed
+	default:
+		return fmt.Sprintf("of %d of these records, %s; of the other %d, %s", rep.zeroedCount, zeroed, rep.unframedCount, unframed)
+	}
+}
+
+// unframedValue reports whether v, the value of a put of etcdKey, is a
+// Kubernetes object whose frame shows it was changed on disk, counting
+// the values it judges.
+func unframedValue(rep *Report, etcdKey, v []byte) bool {
+	if !bytes.HasPrefix(etcdKey, []byte("/registry/")) {
+		return false
+	}
+	rep.framesChecked++
+	if kube.FrameIntact(v) {
+		return false
+	}
+	rep.framesBroken++
+	return true
 }
 
 func isKeyBucketPath(p []string) bool { return len(p) == 1 && p[0] == "key" }
@@ -267,9 +317,14 @@ func settleUnverified(res *pagewalk.Result, rep *Report) {
 	case len(rep.LostRevisions) > 0 && rep.ScanClean:
 		possible, why = true, "revisions are missing from a tree that walks clean: bytes were changed somewhere"
 	}
-	if !possible && rep.zeroedCount > 0 {
-		rep.Unverified, rep.UnverifiedCount = rep.zeroedUnverified, rep.zeroedCount
-		rep.UnverifiedReason = "a whole 4 KiB block of these records' values reads as zeros (zeroed-block: a hole or a lost write); they have no second witness (an identical copy elsewhere in the file)"
+	if !possible && (rep.zeroedCount > 0 || rep.unframedCount > 0 && framesTrusted(rep)) {
+		suspects, n := rep.zeroedUnverified, rep.zeroedCount
+		if framesTrusted(rep) {
+			suspects = append(suspects, rep.unframedUnverified...)
+			n += rep.unframedCount
+		}
+		rep.Unverified, rep.UnverifiedCount = suspects[:min(len(suspects), maxUnverifiedListed)], n
+		rep.UnverifiedReason = suspectReason(rep) + "; they have no second witness (an identical copy elsewhere in the file)"
 		return
 	}
 	if !possible {

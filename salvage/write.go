@@ -19,9 +19,15 @@ import (
 // (poison_test.go).
 var txBytes = 16 << 20
 
-// lentReturnSlack is 0 but in TestLentBuffersPoisoned, which gives read
-// buffers back too early to show that the tests would catch it.
-var lentReturnSlack pagewalk.Lease
+// lentReturnSlack is 0 and queuePuts true but in TestLentBuffersPoisoned,
+// which gives read chunks back too early, with the puts made on the
+// judging goroutine so that it happens at a set point (a chunk poisoned
+// while a record in it is being judged would change its key between two
+// reads, and crash the judging instead of showing wrong values).
+var (
+	lentReturnSlack pagewalk.Lease
+	queuePuts       = true
+)
 
 // maxInitialMmap bounds the mapping reserved up front (address space, not
 // memory).

@@ -345,11 +345,15 @@ type keyState struct {
 }
 
 type keySpace struct {
-	keys     keyTable
-	first    int64
-	last     int64
-	compact  int64
-	gaps     [][2]int64 // missing main revisions above the compaction
+	keys    keyTable
+	first   int64
+	last    int64
+	compact int64
+	gaps    [][2]int64 // missing main revisions above the compaction
+	// keyLost are the main-revision ranges between the written reached
+	// records around a run of records whose keys were changed on disk
+	// (not a revision): the lost records' revisions lie there.
+	keyLost  [][2]int64
 	prevMain int64
 	// undecodable are main revisions of reached records left out because
 	// their value is not an mvccpb.KeyValue.
@@ -551,6 +555,8 @@ func mergeKeyBucket(res *pagewalk.Result, cr *carveResult, w *dbWriter, rep *Rep
 	}
 	var prevRev *pagewalk.Revision
 	var prevKey []byte // a copy: the record's buffer goes back after its commit
+	badKey := false    // records with changed keys since lastWritten
+	lastWritten := int64(0)
 	damageAfter := map[string]bool{}
 	for _, f := range res.Report.Findings {
 		if f.Lost != nil && f.Lost.After != nil && len(f.Bucket) == 1 && f.Bucket[0] == "key" {
@@ -568,12 +574,24 @@ func mergeKeyBucket(res *pagewalk.Result, cr *carveResult, w *dbWriter, rep *Rep
 			// Consecutive reached records are neighbours (the tree says
 			// so) unless the walk found damage right after the first.
 			rev, revOK := pagewalk.ParseRevision(k)
-			if revOK {
-				if prevRev != nil && !damageAfter[string(prevKey)] {
-					ks.closes(*prevRev, rev)
-				}
-				prevRev, prevKey = &rev, append(prevKey[:0], k...)
+			// A key that is not a revision was changed on disk (random
+			// bytes over the page that holds it): it must not move the
+			// merge with the carved records, which takes the stream to be
+			// in key order (a garbage key that sorted high took every
+			// carved copy below it as absent from the tree, and the tree
+			// was distrusted whole). Its revision lies between the written
+			// records around it. (A key changed into another revision is
+			// caught by its value's mod_revision, below.)
+			if !revOK {
+				rep.Records.Rejected++
+				rep.Notes = appendCapped(rep.Notes, fmt.Sprintf("left out a key-bucket record whose key %x is not a revision", k))
+				badKey = true
+				return nil
 			}
+			if prevRev != nil && !damageAfter[string(prevKey)] {
+				ks.closes(*prevRev, rev)
+			}
+			prevRev, prevKey = &rev, append(prevKey[:0], k...)
 			for ci < len(cr.recs) && cr.recs[ci].compareKey(k) < 0 {
 				if err := takeCarved(cr.recs[ci]); err != nil {
 					return err
@@ -619,11 +637,6 @@ func mergeKeyBucket(res *pagewalk.Result, cr *carveResult, w *dbWriter, rep *Rep
 			// etcd decodes every key-bucket record when it starts and
 			// panics on one it cannot: such a record is left out, and its
 			// revision reported lost.
-			if !revOK {
-				rep.Records.Rejected++
-				rep.Notes = appendCapped(rep.Notes, fmt.Sprintf("left out a key-bucket record whose key %x is not a revision", k))
-				return nil
-			}
 			kv, err := decodeRecord(rev, v)
 			if errors.Is(err, errNotKeyValue) || len(kv.Key) == 0 {
 				rep.Records.Rejected++
@@ -654,11 +667,24 @@ func mergeKeyBucket(res *pagewalk.Result, cr *carveResult, w *dbWriter, rep *Rep
 			ks.observe(kv.Key, rev, false)
 			ks.dense(rev.Main)
 			ks.sub(rev)
+			if badKey {
+				// Records whose keys were changed lay between the last
+				// written record and this one (a written record's key
+				// agrees with its value: it was not changed).
+				ks.keyLost = append(ks.keyLost, [2]int64{max(lastWritten, 1), rev.Main})
+				badKey = false
+			}
+			lastWritten = rev.Main
 			return w.putLent(keyPath, k, v, 1.0, lease)
 		})
 		if err != nil {
 			return nil, err
 		}
+	}
+	if badKey {
+		// Changed keys after the last written record: their revisions
+		// lie anywhere after it.
+		ks.keyLost = append(ks.keyLost, [2]int64{max(lastWritten, 1), 0})
 	}
 	for ; ci < len(cr.recs); ci++ {
 		if err := takeCarved(cr.recs[ci]); err != nil {
@@ -712,6 +738,9 @@ func lostRanges(res *pagewalk.Result, ks *keySpace, cr *carveResult, rep *Report
 	}
 	for _, g := range ks.gaps {
 		out = append(out, lr{g, "main revisions missing above the compaction point (every write takes the next one)"})
+	}
+	for _, g := range ks.keyLost {
+		out = append(out, lr{g, "a reached record's key was changed on disk (it is not a revision): left out; its revision lies between the written records around it"})
 	}
 	C := ks.compact
 	if C == unknownCompact {

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/boltfix/boltfix/fixtures"
 	"github.com/boltfix/boltfix/pagewalk"
 )
 
@@ -18,36 +19,18 @@ import (
 // the salvage called that complete (seen in 2 of 96 random-damage
 // repairs); now the record is unverified and the salvage is not complete.
 func TestSalvageGarbageOverContinuationPage(t *testing.T) {
-	db, _, l, kt := kubeKeyTree(t, 1)
-	orig, err := os.ReadFile(db)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ps := l.PageSize
+	_, cases, garble := lastPageCases(t)
 	rnd := rand.New(rand.NewSource(5))
 	tried := 0
-	for _, id := range kt.Levels[len(kt.Levels)-1] {
-		n := kt.Nodes[id]
-		if n.Overflow < 1 || n.Count < 1 {
-			continue
-		}
-		node := orig[int(id)*ps : (int(id)+n.Overflow+1)*ps]
-		_, key, valueAt, valueLen := rawLeafElement(node, n.Count-1)
-		rev, ok := pagewalk.ParseRevision(key)
-		last := n.Overflow * ps
-		keyAt := valueAt - len(key)
+	for _, c := range cases {
+		rev, ok := pagewalk.ParseRevision(c.key)
 		// The record starts before the last page and ends at least 8 bytes
 		// into it: the page holds its end and nothing else of the node.
-		if !ok || rev.Tombstone || keyAt >= last || valueAt+valueLen < last+8 {
+		if !ok || rev.Tombstone || c.keyAt >= c.lastPageAt || c.valueEnd < c.lastPageAt+8 {
 			continue
 		}
 		tried++
-		b := append([]byte(nil), orig...)
-		rnd.Read(b[int(id)*ps+last : int(id)*ps+last+ps])
-		dmg := filepath.Join(t.TempDir(), "db")
-		if err := os.WriteFile(dmg, b, 0o600); err != nil {
-			t.Fatal(err)
-		}
+		dmg := garble(c, rnd)
 		f, err := pagewalk.Open(dmg)
 		if err != nil {
 			t.Fatal(err)
@@ -70,9 +53,9 @@ func TestSalvageGarbageOverContinuationPage(t *testing.T) {
 		}
 		if rep.Complete || !listed || !strings.Contains(rep.UnverifiedReason, "not framed") {
 			t.Fatalf("random bytes over page %d (the end of record %s): complete=%v, listed unverified=%v (%d: %s)",
-				id+uint64(n.Overflow), rev, rep.Complete, listed, rep.UnverifiedCount, rep.UnverifiedReason)
+				c.page, rev, rep.Complete, listed, rep.UnverifiedCount, rep.UnverifiedReason)
 		}
-		t.Logf("random bytes over page %d (the end of record %s): not complete, %d unverified", id+uint64(n.Overflow), rev, rep.UnverifiedCount)
+		t.Logf("random bytes over page %d (the end of record %s): not complete, %d unverified", c.page, rev, rep.UnverifiedCount)
 		if tried >= 3 {
 			return
 		}
@@ -90,33 +73,16 @@ func TestSalvageGarbageOverContinuationPage(t *testing.T) {
 // it, those copies counted as absent from the tree, and the whole tree was
 // distrusted: over a thousand revisions reported for two lost.
 func TestSalvageGarbageOverLastKey(t *testing.T) {
-	db, truth, l, kt := kubeKeyTree(t, 1)
-	orig, err := os.ReadFile(db)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ps := l.PageSize
+	truth, cases, garble := lastPageCases(t)
 	rnd := rand.New(rand.NewSource(6))
 	tried := 0
-	for _, id := range kt.Levels[len(kt.Levels)-1] {
-		n := kt.Nodes[id]
-		if n.Overflow < 1 || n.Count < 2 {
-			continue
-		}
-		node := orig[int(id)*ps : (int(id)+n.Overflow+1)*ps]
-		_, key, valueAt, _ := rawLeafElement(node, n.Count-1)
-		last := n.Overflow * ps
-		if key == nil || valueAt-len(key) < last {
+	for _, c := range cases {
+		if c.keyAt < c.lastPageAt {
 			continue // the last key is not on the last page
 		}
 		tried++
-		b := append([]byte(nil), orig...)
-		rnd.Read(b[int(id)*ps+last : int(id)*ps+last+ps])
-		dmg := filepath.Join(t.TempDir(), "db")
-		if err := os.WriteFile(dmg, b, 0o600); err != nil {
-			t.Fatal(err)
-		}
-		t.Run(fmt.Sprintf("page-%d", int(id)+n.Overflow), func(t *testing.T) {
+		dmg := garble(c, rnd)
+		t.Run(fmt.Sprintf("page-%d", c.page), func(t *testing.T) {
 			out := filepath.Join(t.TempDir(), "new.db")
 			rep, err := Run(dmg, out, Options{})
 			if err != nil {
@@ -134,4 +100,49 @@ func TestSalvageGarbageOverLastKey(t *testing.T) {
 	if tried == 0 {
 		t.Fatal("no leaf of the fixture has its last key on a continuation page")
 	}
+}
+
+// lastPageCase is a reached leaf of the Kubernetes fixture that runs over
+// several pages, with where its last element's key and value lie in it.
+type lastPageCase struct {
+	page               int // the leaf's last page
+	key                []byte
+	keyAt, valueEnd    int // offsets in the node
+	lastPageAt, pageSz int // the last page's offset in the node; page size
+}
+
+// lastPageCases lists the fixture's multi-page leaves (their last
+// element's place), and garble writes a copy of the db with random bytes
+// over one's last page.
+func lastPageCases(t *testing.T) (truth *fixtures.Truth, cases []lastPageCase, garble func(c lastPageCase, rnd *rand.Rand) string) {
+	t.Helper()
+	db, truth, l, kt := kubeKeyTree(t, 1)
+	orig, err := os.ReadFile(db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ps := l.PageSize
+	for _, id := range kt.Levels[len(kt.Levels)-1] {
+		n := kt.Nodes[id]
+		if n.Overflow < 1 || n.Count < 1 {
+			continue
+		}
+		node := orig[int(id)*ps : (int(id)+n.Overflow+1)*ps]
+		_, key, valueAt, valueLen := rawLeafElement(node, n.Count-1)
+		if key == nil {
+			continue
+		}
+		cases = append(cases, lastPageCase{page: int(id) + n.Overflow, key: key, keyAt: valueAt - len(key),
+			valueEnd: valueAt + valueLen, lastPageAt: n.Overflow * ps, pageSz: ps})
+	}
+	garble = func(c lastPageCase, rnd *rand.Rand) string {
+		b := append([]byte(nil), orig...)
+		rnd.Read(b[c.page*ps : (c.page+1)*ps])
+		dmg := filepath.Join(t.TempDir(), "db")
+		if err := os.WriteFile(dmg, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return dmg
+	}
+	return truth, cases, garble
 }

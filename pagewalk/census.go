@@ -201,21 +201,23 @@ func (c *census) run(counter Counter) (err error) {
 	other := &census{f: f, sums: c.sums, deep: c.deep, ctx: c.ctx, keyValueOK: c.keyValueOK, spill: c.spill, noMap: c.noMap}
 	other.allocTables(npages-mid, int64(npages-mid)*int64(f.PageSize))
 	counter = &lockedCounter{c: counter}
+	// Whichever half fails first stops the other; its error is the one
+	// returned (the other's is errCensusStopped, or its own).
 	var stop atomic.Bool
-	errc := make(chan error, 1)
-	go func() { errc <- other.runRange(mid, npages, m, counter, &stop) }()
-	err = c.runRange(0, mid, m, counter, &stop)
-	if err != nil {
-		stop.Store(true)
+	half := func(h *census, lo, hi uint64) error {
+		err := h.runRange(lo, hi, m, counter, &stop)
+		if err != nil {
+			stop.Store(true)
+		}
+		return err
 	}
-	err2 := <-errc
-	switch {
-	case err != nil && err != errCensusStopped:
-		return err
-	case err2 != nil && err2 != errCensusStopped:
-		return err2
-	case err != nil:
-		return err
+	errc := make(chan error, 1)
+	go func() { errc <- half(other, mid, npages) }()
+	err = half(c, 0, mid)
+	for _, e := range []error{err, <-errc} {
+		if e != nil && e != errCensusStopped {
+			return e
+		}
 	}
 	c.merge(other, mid)
 	return nil

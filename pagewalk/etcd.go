@@ -88,7 +88,7 @@ func (r *Result) forEach(b *Bucket, reuse bool, l *Lender, fn func(k, v []byte, 
 		if fe != nil || inl == nil {
 			return nil
 		}
-		return forEachLeaf(inl, func(k, v []byte) error { return fn(k, v, 0) })
+		return forEachLeaf(inl, 0, fn)
 	}
 	var buf []byte
 	for i := 0; i < len(b.Leaves); {
@@ -98,7 +98,7 @@ func (r *Result) forEach(b *Bucket, reuse bool, l *Lender, fn func(k, v []byte, 
 			// more than the copy on a multi-GiB db.
 			if nodes, lease, used := r.readRun(b.Leaves[i:], l); used > 0 {
 				for _, n := range nodes {
-					if err := forEachLeaf(n, func(k, v []byte) error { return fn(k, v, lease) }); err != nil {
+					if err := forEachLeaf(n, lease, fn); err != nil {
 						return err
 					}
 				}
@@ -117,7 +117,7 @@ func (r *Result) forEach(b *Bucket, reuse bool, l *Lender, fn func(k, v []byte, 
 		if l != nil {
 			lease = l.current()
 		}
-		if err := forEachLeaf(n, func(k, v []byte) error { return fn(k, v, lease) }); err != nil {
+		if err := forEachLeaf(n, lease, fn); err != nil {
 			return err
 		}
 		i++
@@ -129,11 +129,11 @@ func (r *Result) forEach(b *Bucket, reuse bool, l *Lender, fn func(k, v []byte, 
 const maxRunBytes = 256 << 10
 
 // readRun reads the longest prefix (two pages or more, or one node when l
-// lends the buffer) of pgids whose
-// nodes lie back to back in the file, as the census saw them, in one read
-// into a buffer the nodes own: a fresh one, or one lent by l. A node
-// whose header no longer says what the census saw (the file changed) ends
-// the run before it. used is 0 when no such run starts at pgids[0].
+// lends the buffer) of pgids whose nodes lie back to back in the file, as
+// the census saw them, in one read into a buffer the nodes own: a fresh
+// one, or one lent by l. A node whose header no longer says what the
+// census saw (the file changed) ends the run before it. used is 0 when no
+// such run starts at pgids[0].
 func (r *Result) readRun(pgids []uint64, l *Lender) (nodes []*Node, lease Lease, used int) {
 	ps := uint64(r.File.PageSize)
 	end, total := pgids[0], uint64(0)
@@ -238,7 +238,9 @@ func (r *Result) ForEachLent(b *Bucket, l *Lender, fn func(k, v []byte, lease Le
 	return nil
 }
 
-func forEachLeaf(n *Node, fn func(k, v []byte) error) error {
+// forEachLeaf calls fn for every readable record of leaf n, which lies
+// in a buffer lent under lease (0: not lent).
+func forEachLeaf(n *Node, lease Lease, fn func(k, v []byte, lease Lease) error) error {
 	for i := 0; i < n.Elements(); i++ {
 		e, fe := n.Leaf(i)
 		if fe != nil {
@@ -247,7 +249,7 @@ func forEachLeaf(n *Node, fn func(k, v []byte) error) error {
 		if e.IsBucket() {
 			continue
 		}
-		if err := fn(e.Key, e.Value); err != nil {
+		if err := fn(e.Key, e.Value, lease); err != nil {
 			return err
 		}
 	}
@@ -405,7 +407,7 @@ func (c *census) consistentIndexUnder(root uint64) uint64 {
 			}
 		}
 		var ci uint64
-		_ = forEachLeaf(inl, func(k, v []byte) error {
+		_ = forEachLeaf(inl, 0, func(k, v []byte, _ Lease) error {
 			if string(k) == "consistent_index" && len(v) == 8 {
 				ci = binary.BigEndian.Uint64(v)
 			}

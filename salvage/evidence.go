@@ -228,13 +228,7 @@ func judgeHeld(res *pagewalk.Result, cr *carveResult, ks *keySpace, held []carve
 		if err != nil {
 			return err
 		}
-		unframed := false
-		if kv, err := pagewalk.ParseKeyValue(val); err == nil && !c.rev.Tombstone {
-			unframed = unframedValue(rep, etcdKey, kv.Value)
-		}
-		if countHash(cr.copies.of(revKey), c.hash) < 2 {
-			noWitness(rep, etcdKey, c.rev, unframed)
-		}
+		witnessCarved(rep, cr, &c, etcdKey, revKey, val)
 		if err := w.put(keyPath, revKey, val, 1.0); err != nil {
 			return err
 		}

@@ -491,14 +491,8 @@ var keyPath = [][]byte{[]byte("key")}
 // mergeKeyBucket streams the reached key-bucket records (in key order)
 // merged with the sorted carved ones into the new db, and holds back the
 // carved records below the compaction for judgement once every record has
-// been seen.
-// compact is the revision carved records are judged against
+// been seen. compact is the revision carved records are judged against
 // (unknownCompact when the file and the caller give none).
-// poisonLentBuffers is set by the package's tests: a read buffer given
-// back while a record in it is still in use then writes garbage that the
-// tests' comparisons with the truth catch.
-var poisonLentBuffers = false
-
 func mergeKeyBucket(res *pagewalk.Result, cr *carveResult, w *dbWriter, rep *Report, opts Options, compact int64) (*keySpace, error) {
 	ks := &keySpace{keys: newKeyTable(res.Spill()), compact: compact, prevMain: max(rep.CompactRevision, 1), subs: map[int64]*subInfo{}, distrust: rep.TreeDistrusted}
 	// What the carved pages prove about transaction ends (they are only
@@ -544,13 +538,7 @@ func mergeKeyBucket(res *pagewalk.Result, cr *carveResult, w *dbWriter, rep *Rep
 		if err != nil {
 			return err
 		}
-		unframed := false
-		if kv, err := pagewalk.ParseKeyValue(v); err == nil && !c.rev.Tombstone {
-			unframed = unframedValue(rep, etcdKey, kv.Value)
-		}
-		if countHash(cr.copies.of(revKey), c.hash) < 2 {
-			noWitness(rep, etcdKey, c.rev, unframed)
-		}
+		witnessCarved(rep, cr, &c, etcdKey, revKey, v)
 		return w.put(keyPath, revKey, v, 1.0)
 	}
 	var prevRev *pagewalk.Revision
@@ -569,7 +557,7 @@ func mergeKeyBucket(res *pagewalk.Result, cr *carveResult, w *dbWriter, rep *Rep
 		// The leaves are read into lent buffers, given back after each
 		// commit (pagewalk/lend.go). Nothing below keeps k or v past
 		// the put: the key table and the report copy what they keep.
-		w.lender = &pagewalk.Lender{Poison: poisonLentBuffers, Discard: !queuePuts}
+		w.lender = &pagewalk.Lender{Poison: poisonLentBuffers, Discard: lentReturnSlack != 0}
 		err := res.ForEachLent(kb, w.lender, func(k, v []byte, lease pagewalk.Lease) error {
 			// Consecutive reached records are neighbours (the tree says
 			// so) unless the walk found damage right after the first.

@@ -232,6 +232,19 @@ func noWitness(rep *Report, etcdKey []byte, rev pagewalk.Revision, unframed bool
 	}
 }
 
+// witnessCarved judges the value v of a carved record about to be
+// written, as the copy judges a reached one: its Kubernetes frame, and
+// noWitness unless a second identical copy vouches for it.
+func witnessCarved(rep *Report, cr *carveResult, c *carved, etcdKey, revKey, v []byte) {
+	unframed := false
+	if kv, err := pagewalk.ParseKeyValue(v); err == nil && !c.rev.Tombstone {
+		unframed = unframedValue(rep, etcdKey, kv.Value)
+	}
+	if countHash(cr.copies.of(revKey), c.hash) < 2 {
+		noWitness(rep, etcdKey, c.rev, unframed)
+	}
+}
+
 // framesTrusted: the Kubernetes frames are the apiserver's (kube.FrameIntact)
 // for most values judged, so a broken one shows damage. When most are
 // broken, the values were framed by another writer, and none is taken as

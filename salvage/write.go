@@ -23,11 +23,17 @@ var txBytes = 16 << 20
 // which gives read chunks back too early, with the puts made on the
 // judging goroutine so that it happens at a set point (a chunk poisoned
 // while a record in it is being judged would change its key between two
-// reads, and crash the judging instead of showing wrong values).
+// reads, and crash the judging instead of showing wrong values); the
+// chunks given back early are then not reused (Lender.Discard).
 var (
 	lentReturnSlack pagewalk.Lease
 	queuePuts       = true
 )
+
+// poisonLentBuffers is set by the package's tests: a read buffer given
+// back while a record in it is still in use then writes garbage that the
+// tests' comparisons with the truth catch.
+var poisonLentBuffers = false
 
 // maxInitialMmap bounds the mapping reserved up front (address space, not
 // memory).
@@ -58,10 +64,10 @@ type dbWriter struct {
 	bkt     *bolt.Bucket
 	bktPath [][]byte
 	// lender, if set, lent the read buffers of the records put with a
-	// lease (putLent); held is the newest lease put in the open
-	// transaction. bbolt holds every value it is given until the commit:
-	// after it, the buffers of the leases before held are given back (a
-	// record of lease held itself may still be on its way).
+	// lease (putLent); held is the newest lease put so far (leases grow
+	// with the puts). bbolt holds every value it is given until the
+	// commit: after it, the buffers of the leases before held are given
+	// back (a record of lease held itself may still be on its way).
 	lender *pagewalk.Lender
 	held   pagewalk.Lease
 }

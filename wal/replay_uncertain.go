@@ -33,6 +33,7 @@ func (e *UncertainError) Error() string {
 }
 
 // outcomeUncertain says why req's effect may differ from etcd's, or "".
+// It is asked only when some range is lost (replayer.run).
 func (r *replayer) outcomeUncertain(req *pb.InternalRaftRequest) string {
 	switch {
 	case req.Txn != nil:
@@ -42,7 +43,7 @@ func (r *replayer) outcomeUncertain(req *pb.InternalRaftRequest) string {
 	case req.Put != nil:
 		return r.putUncertain(req.Put)
 	case req.LeaseRevoke != nil:
-		if l := r.lessor.Lookup(lease.LeaseID(req.LeaseRevoke.ID)); l != nil && len(l.Keys()) == 0 && len(r.lost) > 0 {
+		if l := r.lessor.Lookup(lease.LeaseID(req.LeaseRevoke.ID)); l != nil && len(l.Keys()) == 0 {
 			return fmt.Sprintf("lease %x is revoked with no key attached in the db, but its keys' records may be among the lost revisions: whether the revoke deleted any (and took a revision) is unknown", req.LeaseRevoke.ID)
 		}
 	}
@@ -81,10 +82,7 @@ func (r *replayer) txnUncertain(t *pb.TxnRequest) string {
 // record of the key after its newest in the store may be lost.
 func (r *replayer) compareUncertain(c *pb.Compare) string {
 	if len(c.RangeEnd) > 0 {
-		if len(r.lost) > 0 {
-			return fmt.Sprintf("a transaction compares the range %q..%q, whose records may be among the lost revisions", c.Key, c.RangeEnd)
-		}
-		return ""
+		return fmt.Sprintf("a transaction compares the range %q..%q, whose records may be among the lost revisions", c.Key, c.RangeEnd)
 	}
 	mod := r.modRevision(c.Key)
 	if c.Target == pb.Compare_MOD && c.Result == pb.Compare_EQUAL {
@@ -105,7 +103,7 @@ func (r *replayer) compareUncertain(c *pb.Compare) string {
 
 func (r *replayer) deleteUncertain(key, end []byte) string {
 	switch {
-	case len(end) > 0 && len(r.lost) > 0:
+	case len(end) > 0:
 		return fmt.Sprintf("a delete of the range %q..%q, whose records may be among the lost revisions", key, end)
 	case len(end) == 0 && r.lostAbove(r.modRevision(key)):
 		return fmt.Sprintf("a delete of %q, a record of which may be among the lost revisions: whether it deleted anything (and took a revision) is unknown", key)

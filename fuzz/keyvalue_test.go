@@ -11,7 +11,7 @@ import (
 
 // FuzzKeyValue: pagewalk.ParseKeyValue (protowire, no copies) accepts
 // exactly what proto.Unmarshal accepts for an mvccpb.KeyValue and reads the
-// same key and revisions; it never panics.
+// same key, value and revisions; it never panics.
 func FuzzKeyValue(f *testing.F) {
 	for _, kv := range []*mvccpb.KeyValue{
 		{Key: []byte("/registry/pods/default/a"), CreateRevision: 2, ModRevision: 9, Version: 3, Value: []byte("k8s\x00\x01"), Lease: 7},
@@ -32,7 +32,7 @@ func FuzzKeyValue(f *testing.F) {
 		if (werr == nil) != (gerr == nil) {
 			t.Fatalf("proto: %v, ParseKeyValue: %v", werr, gerr)
 		}
-		if werr == nil && (!bytes.Equal(got.Key, want.Key) || got.ModRevision != want.ModRevision ||
+		if werr == nil && (!bytes.Equal(got.Key, want.Key) || !bytes.Equal(got.Value, want.Value) || got.ModRevision != want.ModRevision ||
 			got.CreateRevision != want.CreateRevision || got.Version != want.Version || got.Lease != want.Lease) {
 			t.Fatalf("fields differ: %+v vs %v", got, &want)
 		}

@@ -1,8 +1,8 @@
 package salvage
 
 import (
+	"errors"
 	"fmt"
-	"math/rand"
 	"os"
 	"path/filepath"
 	"strings"
@@ -19,19 +19,14 @@ import (
 // the salvage called that complete (seen in 2 of 96 random-damage
 // repairs); now the record is unverified and the salvage is not complete.
 func TestSalvageGarbageOverContinuationPage(t *testing.T) {
-	_, cases, garble := lastPageCases(t)
-	rnd := rand.New(rand.NewSource(5))
-	tried := 0
-	for _, c := range cases {
-		rev, ok := pagewalk.ParseRevision(c.key)
-		// The record starts before the last page and ends at least 8 bytes
-		// into it: the page holds its end and nothing else of the node.
-		if !ok || rev.Tombstone || c.keyAt >= c.lastPageAt || c.valueEnd < c.lastPageAt+8 {
-			continue
+	dir, truth := fixtures.Cached(t, "kube", fixtures.KubeWorkload())
+	invisible := 0
+	for i := 0; invisible < 3; i++ {
+		dmg, db := garbleLastPage(t, dir, fixtures.LastPageValueEnd, i)
+		if db == "" {
+			break
 		}
-		tried++
-		dmg := garble(c, rnd)
-		f, err := pagewalk.Open(dmg)
+		f, err := pagewalk.Open(db)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -43,24 +38,19 @@ func TestSalvageGarbageOverContinuationPage(t *testing.T) {
 		if !res.Report.Clean {
 			continue // not the invisible case: the garbage shows elsewhere
 		}
-		rep, err := Run(dmg, filepath.Join(t.TempDir(), "new.db"), Options{})
+		invisible++
+		out := filepath.Join(t.TempDir(), "new.db")
+		rep, err := Run(db, out, Options{})
 		if err != nil {
 			t.Fatal(err)
 		}
-		listed := false
-		for _, u := range rep.Unverified {
-			listed = listed || u.Revision == rev
+		judgeWith(t, truth, rep, readSalvaged(t, out), false, false, false)
+		if rep.Complete || rep.UnverifiedCount == 0 || !strings.Contains(rep.UnverifiedReason, "not framed") {
+			t.Fatalf("%s: complete=%v, %d unverified (%s)", dmg, rep.Complete, rep.UnverifiedCount, rep.UnverifiedReason)
 		}
-		if rep.Complete || !listed || !strings.Contains(rep.UnverifiedReason, "not framed") {
-			t.Fatalf("random bytes over page %d (the end of record %s): complete=%v, listed unverified=%v (%d: %s)",
-				c.page, rev, rep.Complete, listed, rep.UnverifiedCount, rep.UnverifiedReason)
-		}
-		t.Logf("random bytes over page %d (the end of record %s): not complete, %d unverified", c.page, rev, rep.UnverifiedCount)
-		if tried >= 3 {
-			return
-		}
+		t.Logf("%s: not complete, %d unverified", dmg, rep.UnverifiedCount)
 	}
-	if tried == 0 {
+	if invisible == 0 {
 		t.Fatal("no leaf of the fixture ends in a continuation page holding only its last record's end")
 	}
 }
@@ -73,18 +63,18 @@ func TestSalvageGarbageOverContinuationPage(t *testing.T) {
 // it, those copies counted as absent from the tree, and the whole tree was
 // distrusted: over a thousand revisions reported for two lost.
 func TestSalvageGarbageOverLastKey(t *testing.T) {
-	truth, cases, garble := lastPageCases(t)
-	rnd := rand.New(rand.NewSource(6))
-	tried := 0
-	for _, c := range cases {
-		if c.keyAt < c.lastPageAt {
-			continue // the last key is not on the last page
+	dir, truth := fixtures.Cached(t, "kube", fixtures.KubeWorkload())
+	for i := 0; i < 3; i++ {
+		dmg, db := garbleLastPage(t, dir, fixtures.LastPageKey, i)
+		if db == "" {
+			if i == 0 {
+				t.Fatal("no leaf of the fixture has its last key on a continuation page")
+			}
+			break
 		}
-		tried++
-		dmg := garble(c, rnd)
-		t.Run(fmt.Sprintf("page-%d", c.page), func(t *testing.T) {
+		t.Run(fmt.Sprintf("page-%d", dmg.Pages[0]), func(t *testing.T) {
 			out := filepath.Join(t.TempDir(), "new.db")
-			rep, err := Run(dmg, out, Options{})
+			rep, err := Run(db, out, Options{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -93,56 +83,28 @@ func TestSalvageGarbageOverLastKey(t *testing.T) {
 				t.Errorf("the tree was distrusted: %s", rep.TreeDistrusted)
 			}
 		})
-		if tried >= 3 {
-			break
-		}
-	}
-	if tried == 0 {
-		t.Fatal("no leaf of the fixture has its last key on a continuation page")
 	}
 }
 
-// lastPageCase is a reached leaf of the Kubernetes fixture that runs over
-// several pages, with where its last element's key and value lie in it.
-type lastPageCase struct {
-	page               int // the leaf's last page
-	key                []byte
-	keyAt, valueEnd    int // offsets in the node
-	lastPageAt, pageSz int // the last page's offset in the node; page size
-}
-
-// lastPageCases lists the fixture's multi-page leaves (their last
-// element's place), and garble writes a copy of the db with random bytes
-// over one's last page.
-func lastPageCases(t *testing.T) (truth *fixtures.Truth, cases []lastPageCase, garble func(c lastPageCase, rnd *rand.Rand) string) {
+// garbleLastPage copies the db of the fixture dir and damages the copy
+// with fixtures.GarbageLastPage(where, i); db is "" when the fixture has
+// no such case.
+func garbleLastPage(t *testing.T, dir, where string, i int) (dmg fixtures.Damage, db string) {
 	t.Helper()
-	db, truth, l, kt := kubeKeyTree(t, 1)
-	orig, err := os.ReadFile(db)
+	b, err := os.ReadFile(fixtures.DBPath(dir))
 	if err != nil {
 		t.Fatal(err)
 	}
-	ps := l.PageSize
-	for _, id := range kt.Levels[len(kt.Levels)-1] {
-		n := kt.Nodes[id]
-		if n.Overflow < 1 || n.Count < 1 {
-			continue
-		}
-		node := orig[int(id)*ps : (int(id)+n.Overflow+1)*ps]
-		_, key, valueAt, valueLen := rawLeafElement(node, n.Count-1)
-		if key == nil {
-			continue
-		}
-		cases = append(cases, lastPageCase{page: int(id) + n.Overflow, key: key, keyAt: valueAt - len(key),
-			valueEnd: valueAt + valueLen, lastPageAt: n.Overflow * ps, pageSz: ps})
+	db = filepath.Join(t.TempDir(), "db")
+	if err := os.WriteFile(db, b, 0o600); err != nil {
+		t.Fatal(err)
 	}
-	garble = func(c lastPageCase, rnd *rand.Rand) string {
-		b := append([]byte(nil), orig...)
-		rnd.Read(b[c.page*ps : (c.page+1)*ps])
-		dmg := filepath.Join(t.TempDir(), "db")
-		if err := os.WriteFile(dmg, b, 0o600); err != nil {
-			t.Fatal(err)
-		}
-		return dmg
+	dmg, err = fixtures.GarbageLastPage(db, where, i, uint64(i)+5)
+	if errors.Is(err, fixtures.ErrNoSuchCase) {
+		return dmg, ""
 	}
-	return truth, cases, garble
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dmg, db
 }

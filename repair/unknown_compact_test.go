@@ -3,7 +3,6 @@ package repair
 import (
 	"bytes"
 	"fmt"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -23,10 +22,7 @@ func TestRepairCompactionFromWAL(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rep, err := Run(dir, Options{Out: filepath.Join(t.TempDir(), "repaired"), SkipStartCheck: true})
-	if err != nil {
-		t.Fatal(err)
-	}
+	rep := run(t, dir)
 	s := rep.DB.Salvage
 	t.Logf("%s; compaction %d (%s); records %+v", dmg, s.CompactRevision, s.CompactSource, s.Records)
 	if !strings.Contains(s.CompactSource, "WAL") || s.CompactRevision < truth.CompactRev {
@@ -75,10 +71,8 @@ func TestRepairGarbageOverLastPage(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				rep, err := Run(dir, Options{Out: filepath.Join(t.TempDir(), "repaired"), SkipStartCheck: true})
-				if err != nil {
-					t.Fatalf("%s: %v", dmg, err)
-				}
+				t.Log(dmg)
+				rep := run(t, dir)
 				judgeKeys(t, truth, rep, false)
 				if rep.Complete {
 					t.Errorf("%s: complete, though a value or key was changed on disk", dmg)
